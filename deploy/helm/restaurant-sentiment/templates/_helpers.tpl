@@ -57,3 +57,49 @@ Name of the model-service Service, also the host Istio routes to.
 {{- define "restaurant-sentiment.modelService.host" -}}
 {{- printf "%s-model-service" (include "restaurant-sentiment.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+Name of the frontend Deployment and Service.
+*/}}
+{{- define "restaurant-sentiment.frontend.fullname" -}}
+{{- printf "%s-frontend" (include "restaurant-sentiment.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of the Istio Gateway both VirtualServices bind to.
+*/}}
+{{- define "restaurant-sentiment.gateway" -}}
+{{- printf "%s-gateway" (include "restaurant-sentiment.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Image of the frontend.
+*/}}
+{{- define "restaurant-sentiment.frontend.image" -}}
+{{- printf "%s-frontend:%s" .Values.image.repositoryPrefix (default .Chart.AppVersion .Values.frontend.tag) }}
+{{- end }}
+
+{{/*
+Checks that JSON schema cannot express: weights summing to 100 and unique version names.
+*/}}
+{{- define "restaurant-sentiment.validate" -}}
+{{- $total := 0 }}
+{{- $seen := dict }}
+{{- range .Values.modelService.versions }}
+{{- $total = add $total .weight }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "modelService.versions: the version name %q appears more than once" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- end }}
+{{- if ne (int $total) 100 }}
+{{- fail (printf "modelService.versions: the weights must sum to 100, they sum to %d" (int $total)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The pod and container security settings shared by every workload.
+*/}}
+{{- define "restaurant-sentiment.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
