@@ -1,0 +1,1 @@
+"""HTTP routes of the frontend, one module per concern."""
