@@ -1,0 +1,255 @@
+"""The local gateway, the committed compose config and the chart's Istio resources agree."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from localmesh import gateway
+from localmesh.__main__ import render_compose
+from localmesh.up import envoy_binary
+from localmesh.values import Values, parse_values
+from tests.mesh.conftest import loopback_listen
+from tests.support import ROOT, in_ci
+
+CHART = ROOT / "deploy" / "helm" / "restaurant-sentiment"
+COMPOSE_ENVOY = ROOT / "deploy" / "istio" / "envoy.yaml"
+
+
+def render_chart(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Render the chart with the real Helm engine; return every manifest."""
+    try:
+        import helm_python as helm
+    except ImportError:
+        if in_ci():
+            raise
+        pytest.skip("helm-python-sdk has no wheel for this platform")
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(overrides or {}, name="rel", namespace="shop")
+    docs = []
+    for path, text in rendered.items():
+        if not path.endswith(".yaml"):
+            continue
+        docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    return docs
+
+
+def only(docs: list[dict[str, Any]], kind: str, name_suffix: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix)]
+    assert len(found) == 1, f"expected one {kind} *{name_suffix}, found {len(found)}"
+    return found[0]
+
+
+def validate(bootstrap: dict[str, Any], path: Path) -> None:
+    path.write_text(yaml.safe_dump(bootstrap))
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_compose_config_matches_the_values(values: Values) -> None:
+    assert COMPOSE_ENVOY.read_text() == render_compose(values), (
+        "deploy/istio/envoy.yaml drifted from values.yaml: run "
+        "`python -m localmesh render-envoy --upstreams compose --out deploy/istio/envoy.yaml`"
+    )
+
+
+def test_generated_configs_pass_envoy_validate(values: Values, tmp_path: Path) -> None:
+    upstreams = gateway.local_upstreams({"stable": 1, "canary": 2}, 3)
+    validate(gateway.build_bootstrap(values, upstreams, loopback_listen(True)), tmp_path / "l.yaml")
+    validate(yaml.safe_load(COMPOSE_ENVOY.read_text()), tmp_path / "c.yaml")
+
+
+@pytest.fixture(scope="module")
+def chart_docs() -> list[dict[str, Any]]:
+    return render_chart()
+
+
+@pytest.fixture(scope="module")
+def envoyfilter(chart_docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return only(chart_docs, "EnvoyFilter", "-homepage-ratelimit")
+
+
+def _patch(envoyfilter: dict[str, Any], apply_to: str) -> dict[str, Any]:
+    patches = [p for p in envoyfilter["spec"]["configPatches"] if p["applyTo"] == apply_to]
+    assert len(patches) == 1
+    return patches[0]
+
+
+def test_envoyfilter_blocks_are_the_local_gateway_blocks(
+    values: Values, envoyfilter: dict[str, Any]
+) -> None:
+    http_filter = _patch(envoyfilter, "HTTP_FILTER")
+    assert http_filter["patch"]["operation"] == "INSERT_BEFORE"
+    assert http_filter["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"] == (
+        gateway.ROUTER
+    )
+    assert http_filter["patch"]["value"] == gateway.ratelimit_http_filter()
+
+    route = _patch(envoyfilter, "HTTP_ROUTE")
+    assert route["patch"]["operation"] == "MERGE"
+    assert route["match"]["routeConfiguration"]["vhost"] == {
+        "name": f"{values.hosts.app}:{values.gateway.port}",
+        "route": {"name": "homepage"},
+    }
+    assert route["patch"]["value"] == gateway.homepage_route_patch(values)
+
+    reply = _patch(envoyfilter, "NETWORK_FILTER")
+    assert reply["patch"]["operation"] == "MERGE"
+    assert reply["patch"]["value"] == gateway.local_reply_patch(values)
+    assert envoyfilter["spec"]["workloadSelector"]["labels"] == {"istio": "ingressgateway"}
+
+
+def test_envoyfilter_follows_changed_values() -> None:
+    overrides = {"rateLimit": {"requests": 5, "intervalSeconds": 10, "maxClients": 50}}
+    docs = render_chart(overrides)
+    raw = yaml.safe_load((CHART / "values.yaml").read_text())
+    raw["rateLimit"] |= overrides["rateLimit"]
+    changed = parse_values(raw)
+    envoyfilter = only(docs, "EnvoyFilter", "-homepage-ratelimit")
+    assert _patch(envoyfilter, "HTTP_ROUTE")["patch"]["value"] == (
+        gateway.homepage_route_patch(changed)
+    )
+    assert "more than 5 times in 10 seconds" in str(_patch(envoyfilter, "NETWORK_FILTER"))
+    assert not [
+        d for d in render_chart({"rateLimit": {"enabled": False}}) if d["kind"] == "EnvoyFilter"
+    ]
+
+
+def test_envoyfilter_blocks_run_in_an_envoy_bootstrap(
+    envoyfilter: dict[str, Any], values: Values, tmp_path: Path
+) -> None:
+    """The rendered patch values, placed where Istio puts them, pass `envoy --mode validate`."""
+    upstreams = gateway.local_upstreams({"stable": 1, "canary": 2}, 3)
+    raw = yaml.safe_load((CHART / "values.yaml").read_text())
+    raw["rateLimit"]["enabled"] = False
+    bootstrap = gateway.build_bootstrap(parse_values(raw), upstreams, loopback_listen())
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    config = hcm["typed_config"]
+    config["http_filters"].insert(
+        0, copy.deepcopy(_patch(envoyfilter, "HTTP_FILTER")["patch"]["value"])
+    )
+    reply = _patch(envoyfilter, "NETWORK_FILTER")["patch"]["value"]["typed_config"]
+    config["local_reply_config"] = reply["local_reply_config"]
+    homepage = next(
+        r for r in _gateway_routes(bootstrap, values.hosts.app) if r["name"] == "homepage"
+    )
+    assert "typed_per_filter_config" not in homepage
+    homepage |= _patch(envoyfilter, "HTTP_ROUTE")["patch"]["value"]
+    validate(bootstrap, tmp_path / "istio-blocks.yaml")
+    # With the blocks merged in, it is the very configuration the local gateway runs.
+    assert bootstrap == gateway.build_bootstrap(values, upstreams, _listen_of(bootstrap))
+
+
+def _listen_of(bootstrap: dict[str, Any]) -> gateway.Listen:
+    def address(raw: dict[str, Any]) -> gateway.Address:
+        socket = raw["socket_address"]
+        return gateway.Address(socket["address"], socket["port_value"])
+
+    listeners = {item["name"]: item for item in bootstrap["static_resources"]["listeners"]}
+    return gateway.Listen(
+        gateway=address(listeners["gateway"]["address"]),
+        mesh=address(listeners["mesh"]["address"]),
+        admin=address(bootstrap["admin"]["address"]),
+    )
+
+
+def _gateway_routes(bootstrap: dict[str, Any], domain: str) -> list[dict[str, Any]]:
+    listener = bootstrap["static_resources"]["listeners"][0]
+    config = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    vhosts = config["route_config"]["virtual_hosts"]
+    return next(v["routes"] for v in vhosts if domain in v["domains"])
+
+
+def _iter_routes(bootstrap: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for listener in bootstrap["static_resources"]["listeners"]:
+        config = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        for vhost in config["route_config"]["virtual_hosts"]:
+            for route in vhost["routes"]:
+                yield listener["name"], route
+
+
+def test_model_service_virtualservice_matches_the_gateway_routes(
+    values: Values, chart_docs: list[dict[str, Any]]
+) -> None:
+    service = only(chart_docs, "VirtualService", "-model-service")
+    spec = service["spec"]
+    assert spec["hosts"][0] == values.hosts.service
+    assert "mesh" in spec["gateways"]
+    upstreams = gateway.local_upstreams({"stable": 1, "canary": 2}, 3)
+    bootstrap = gateway.build_bootstrap(values, upstreams, loopback_listen())
+    envoy_routes = _gateway_routes(bootstrap, values.hosts.service)
+
+    # What Istio would program, derived from the VirtualService: (name, cookie regex, subset).
+    istio_cookie_routes = [
+        (
+            r["name"],
+            r["match"][0]["headers"]["cookie"]["regex"],
+            r["route"][0]["destination"]["subset"],
+        )
+        for r in spec["http"][:-1]
+    ]
+    local_cookie_routes = [
+        (
+            r["name"],
+            r["match"]["headers"][0]["string_match"]["safe_regex"]["regex"],
+            r["route"]["cluster"].removeprefix("model-service-"),
+        )
+        for r in envoy_routes[:-1]
+    ]
+    assert istio_cookie_routes == local_cookie_routes
+    assert [r["match"]["prefix"] for r in envoy_routes] == ["/"] * len(envoy_routes)
+
+    weighted_istio = spec["http"][-1]
+    assert weighted_istio["name"] == envoy_routes[-1]["name"] == "weighted"
+    istio_split = [
+        (d["destination"]["subset"], d["weight"], d["headers"]["response"]["add"]["set-cookie"])
+        for d in weighted_istio["route"]
+    ]
+    local_split = [
+        (
+            c["name"].removeprefix("model-service-"),
+            c["weight"],
+            c["response_headers_to_add"][0]["header"]["value"],
+        )
+        for c in envoy_routes[-1]["route"]["weighted_clusters"]["clusters"]
+    ]
+    assert istio_split == local_split
+    # Istio's `add` is Envoy's APPEND_IF_EXISTS_OR_ADD: the service's own Set-Cookie survives.
+    for cluster in envoy_routes[-1]["route"]["weighted_clusters"]["clusters"]:
+        assert cluster["response_headers_to_add"][0]["append_action"] == "APPEND_IF_EXISTS_OR_ADD"
+    # The mesh listener (the frontend's sidecar) routes exactly like the gateway's vhost.
+    mesh_routes = [route for name, route in _iter_routes(bootstrap) if name == "mesh"]
+    assert mesh_routes == envoy_routes
+
+
+def test_app_virtualservice_matches_the_gateway_routes(
+    values: Values, chart_docs: list[dict[str, Any]]
+) -> None:
+    app = only(chart_docs, "VirtualService", "-app")["spec"]
+    assert app["hosts"] == [values.hosts.app]
+    assert [r["name"] for r in app["http"]] == ["homepage", "app"]
+    assert app["http"][0]["match"] == [{"uri": {"exact": values.rate_limit.path}}]
+    assert "match" not in app["http"][1]
+    local = gateway.app_routes(values)
+    assert [r["name"] for r in local] == ["homepage", "app"]
+    assert local[0]["match"] == {"path": values.rate_limit.path}
+    assert local[1]["match"] == {"prefix": "/"}
+    frontends = {d["destination"]["host"] for r in app["http"] for d in r["route"]}
+    assert len(frontends) == 1 and {r["route"]["cluster"] for r in local} == {"frontend"}
+
+
+def test_gateway_server_hosts_match(values: Values, chart_docs: list[dict[str, Any]]) -> None:
+    server = only(chart_docs, "Gateway", "")["spec"]["servers"][0]
+    assert server["port"]["number"] == values.gateway.port
+    assert set(server["hosts"]) == {values.hosts.app, values.hosts.service}

@@ -1,0 +1,101 @@
+"""Command line: `python -m localmesh up` and `python -m localmesh render-envoy`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from localmesh import gateway
+from localmesh.values import DEFAULT_VALUES, ROOT, ConfigError, Values, load_values
+
+COMPOSE_HEADER = """\
+# Generated from deploy/helm/restaurant-sentiment/values.yaml by
+#   python -m localmesh render-envoy --upstreams compose --out deploy/istio/envoy.yaml
+# Do not edit: tests/mesh fails when this file drifts from the values.
+"""
+
+
+def compose_bootstrap(values: Values) -> dict[str, object]:
+    """The Envoy bootstrap of a compose setup: containers named after the Deployments."""
+    listen = gateway.Listen(
+        gateway=gateway.Address("0.0.0.0", 8080),
+        mesh=gateway.Address("0.0.0.0", 8094),
+        admin=gateway.Address("127.0.0.1", 8095),
+        stats=gateway.Address("0.0.0.0", 15090),
+        access_log=True,
+    )
+    return gateway.build_bootstrap(values, gateway.compose_upstreams(values), listen)
+
+
+def render_compose(values: Values) -> str:
+    return COMPOSE_HEADER + yaml.safe_dump(compose_bootstrap(values), sort_keys=False, width=100)
+
+
+def _render_envoy(args: argparse.Namespace) -> int:
+    values = load_values(args.values)
+    if args.upstreams == "compose":
+        text = render_compose(values)
+    else:
+        from localmesh.settings import load_settings
+
+        settings = load_settings()
+        listen = gateway.Listen(
+            gateway=gateway.Address("127.0.0.1", settings.gateway_port),
+            mesh=gateway.Address("127.0.0.1", settings.mesh_port),
+            admin=gateway.Address("127.0.0.1", settings.envoy_admin_port),
+        )
+        ports = {n: settings.model_service_ports.get(n, 0) for n in values.version_names}
+        missing = [n for n, p in ports.items() if not p]
+        if missing:
+            raise ConfigError(f"MODEL_SERVICE_PORTS: no port for version(s) {', '.join(missing)}")
+        upstreams = gateway.local_upstreams(ports, settings.frontend_port)
+        text = yaml.safe_dump(
+            gateway.build_bootstrap(values, upstreams, listen), sort_keys=False, width=100
+        )
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from localmesh import up
+    from localmesh.settings import load_settings
+
+    values = load_values(args.values)
+    return up.run(values, load_settings(), args.model_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localmesh", description=__doc__)
+    parser.add_argument(
+        "--values", type=Path, default=DEFAULT_VALUES, help="the Helm chart's values file"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser(
+        "up",
+        help="run the whole app behind the Envoy gateway (ports from GATEWAY_PORT, MESH_PORT, "
+        "ENVOY_ADMIN_PORT, FRONTEND_PORT, PROMETHEUS_PORT, MODEL_SERVICE_PORTS)",
+    )
+    up_parser.add_argument(
+        "--model-dir", type=Path, default=ROOT / "ml-model", help="trained models, one folder each"
+    )
+    up_parser.set_defaults(handler=_up)
+    render = commands.add_parser("render-envoy", help="print or write the Envoy bootstrap")
+    render.add_argument("--upstreams", choices=["local", "compose"], default="local")
+    render.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    render.set_defaults(handler=_render_envoy)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
