@@ -1,0 +1,100 @@
+"""The homepage rate limit, through the real Envoy in front of the real frontend.
+
+Envoy takes the client from the connection's peer address, as the Istio ingress gateway does
+when its Service keeps the source address (externalTrafficPolicy: Local). Two clients are
+therefore two loopback source addresses, and an X-Forwarded-For header changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localmesh import gateway
+from localmesh.values import Values
+from tests.mesh.conftest import envoy, loopback_listen, no_cookies
+from tests.support import PYTHON, free_port, running
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def app_gateway(values: Values, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Envoy in front of a real frontend; yields the gateway's base URL."""
+    workdir: Path = tmp_path_factory.mktemp("ratelimit")
+    listen = loopback_listen()
+    frontend_port = free_port()
+    # The homepage and restaurant pages never call the model-service: no model is needed here.
+    upstreams = gateway.local_upstreams(
+        {n: free_port() for n in values.version_names}, frontend_port
+    )
+    frontend = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(frontend_port)]
+    frontend += ["--model-service-url", f"http://127.0.0.1:{listen.mesh.port}"]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(
+            running(frontend, f"http://127.0.0.1:{frontend_port}/healthz", timeout=60)
+        )
+        stack.enter_context(envoy(gateway.build_bootstrap(values, upstreams, listen), workdir))
+        yield f"http://127.0.0.1:{listen.gateway.port}"
+
+
+def client(base_url: str, source: str, host: str) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=source)
+    return httpx.Client(
+        base_url=base_url,
+        transport=transport,
+        headers={"host": host},
+        cookies=no_cookies(),
+        timeout=10,
+    )
+
+
+def test_21st_homepage_request_of_a_client_is_refused(app_gateway: str, values: Values) -> None:
+    limit = values.rate_limit.requests
+    with client(app_gateway, "127.0.0.2", values.hosts.app) as a:
+        answers = [a.get("/") for _ in range(limit)]
+        refused = a.get("/", headers={"x-forwarded-for": "203.0.113.9"})
+        # Other paths of the app are not limited by this rule.
+        restaurant = a.get("/restaurants/gourmet-haven")
+
+    assert [r.status_code for r in answers] == [200] * limit
+    assert "Gourmet Haven" in answers[0].text
+    assert answers[0].headers["x-ratelimit-limit"] == str(limit)
+    remaining = [int(r.headers["x-ratelimit-remaining"]) for r in answers]
+    assert remaining[0] == limit - 1 and remaining[-1] <= 1
+
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "<h1>Slow down a little</h1>" in refused.text
+    assert (
+        f"more than {limit} times in {values.rate_limit.interval_seconds} seconds" in refused.text
+    )
+    assert refused.headers["x-ratelimit-limit"] == str(limit)
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert int(refused.headers["x-ratelimit-reset"]) >= 1
+
+    assert restaurant.status_code == 200
+    assert "Gourmet Haven" in restaurant.text
+
+
+def test_another_client_is_not_affected(app_gateway: str, values: Values) -> None:
+    limit = values.rate_limit.requests
+    with client(app_gateway, "127.0.0.3", values.hosts.app) as a:
+        statuses = [a.get("/").status_code for _ in range(limit + 1)]
+    with client(app_gateway, "127.0.0.4", values.hosts.app) as b:
+        other = b.get("/")
+    assert statuses[-1] == 429
+    assert other.status_code == 200
+    assert other.headers["x-ratelimit-remaining"] == str(limit - 1)
+
+
+def test_model_service_host_is_not_limited(app_gateway: str, values: Values) -> None:
+    # The service host has no rate limit: its requests never carry x-ratelimit headers.
+    with client(app_gateway, "127.0.0.5", values.hosts.service) as c:
+        answer = c.get("/")
+    assert "x-ratelimit-limit" not in answer.headers
+    assert answer.status_code != 429
