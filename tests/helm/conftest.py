@@ -82,7 +82,9 @@ def only(manifests: list[Manifest], kind: str, name_suffix: str = "") -> Manifes
     found = [
         m for m in manifests if m["kind"] == kind and m["metadata"]["name"].endswith(name_suffix)
     ]
-    assert len(found) == 1, f"expected one {kind} *{name_suffix}, got {[m['metadata'] for m in found]}"
+    assert len(found) == 1, (
+        f"expected one {kind} *{name_suffix}, got {[m['metadata'] for m in found]}"
+    )
     return found[0]
 
 

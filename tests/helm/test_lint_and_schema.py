@@ -61,9 +61,7 @@ def test_schema_rejects_unknown_nested_key(chart: Any) -> None:
 
 
 def test_schema_rejects_version_without_image(chart: Any) -> None:
-    values = {
-        "modelService": {"versions": [{"name": "stable", "weight": 100, "replicas": 1}]}
-    }
+    values = {"modelService": {"versions": [{"name": "stable", "weight": 100, "replicas": 1}]}}
     message = schema_error(chart, values)
     assert "image" in message and "versions/0" in message
 
