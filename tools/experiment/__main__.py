@@ -1,0 +1,7 @@
+"""Entry point of `python -m experiment`."""
+
+import sys
+
+from experiment.cli import main
+
+sys.exit(main())
