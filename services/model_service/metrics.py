@@ -1,0 +1,78 @@
+"""The experiment metrics: prediction and feedback counters per model version and restaurant."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from model_service.config import OTHER_RESTAURANT
+
+LABELS = ("model_version", "restaurant")
+
+
+class ExperimentMetrics:
+    """Counters the canary analysis reads; label values are bounded by the catalogue."""
+
+    def __init__(self, registry: CollectorRegistry, version: str, restaurants: list[str]) -> None:
+        self.version = version
+        self.restaurants = frozenset(restaurants)
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, LABELS, registry=registry)
+
+        self.predictions = counter("predictions", "Reviews classified.")
+        self.positive = counter("pos_predictions", "Reviews classified as positive.")
+        self.negative = counter("neg_predictions", "Reviews classified as negative.")
+        self.true_pos = counter("true_pos_predictions", "Positive predictions users confirmed.")
+        self.true_neg = counter("true_neg_predictions", "Negative predictions users confirmed.")
+        self.false_pos = counter("false_pos_predictions", "Positive predictions users rejected.")
+        self.false_neg = counter("false_neg_predictions", "Negative predictions users rejected.")
+        self.accuracy = Gauge(
+            "model_accuracy",
+            "Share of feedback saying the prediction was right (this process only).",
+            LABELS,
+            registry=registry,
+        )
+        # (version, restaurant) -> [correct, total]; the gauge and the API answer come from it.
+        self._feedback: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        # Every series exists from the start, so rate() and dashboards work before any event.
+        for restaurant in (*restaurants, OTHER_RESTAURANT):
+            for metric in (
+                self.predictions, self.positive, self.negative, self.true_pos,
+                self.true_neg, self.false_pos, self.false_neg, self.accuracy,
+            ):  # fmt: skip
+                metric.labels(version, restaurant)
+
+    def label(self, restaurant: str) -> str:
+        """The metric label for a restaurant name: itself if catalogued, else 'other'."""
+        return restaurant if restaurant in self.restaurants else OTHER_RESTAURANT
+
+    def record_predictions(self, restaurant: str, positives: int, negatives: int) -> None:
+        """Count classified reviews for one restaurant."""
+        label = self.label(restaurant)
+        self.predictions.labels(self.version, label).inc(positives + negatives)
+        if positives:
+            self.positive.labels(self.version, label).inc(positives)
+        if negatives:
+            self.negative.labels(self.version, label).inc(negatives)
+
+    def record_feedback(
+        self, version: str, restaurant: str, prediction: int, accurate: bool
+    ) -> float:
+        """Count one feedback for the version that made the prediction; return its accuracy."""
+        label = self.label(restaurant)
+        if prediction == 1:
+            outcome = self.true_pos if accurate else self.false_pos
+        else:
+            outcome = self.true_neg if accurate else self.false_neg
+        outcome.labels(version, label).inc()
+        tally = self._feedback[(version, label)]
+        tally[0] += int(accurate)
+        tally[1] += 1
+        self.accuracy.labels(version, label).set(tally[0] / tally[1])
+        correct = total = 0
+        for (v, _), (c, t) in self._feedback.items():
+            if v == version:
+                correct, total = correct + c, total + t
+        return correct / total

@@ -1,0 +1,77 @@
+"""Text normalisation shared by training and serving, so both see the same tokens."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.,!?;:]")
+# Contractions whose stem is not the word before "n't".
+_IRREGULAR = {"ca": "can", "wo": "will", "sha": "shall", "ai": "is"}
+# Apostrophe-less negations, common in reviews typed on phones.
+_BARE = {
+    f"{stem}nt": f"{stem} not"
+    for stem in (
+        ["can", "do", "did", "does", "is", "was", "were", "would", "could", "should", "have", "has", "had", "are", "must", "need"]
+    )
+} | {"wont": "will not", "aint": "is not", "cannot": "can not"}
+_NEGATORS = frozenset(
+    {"not", "no", "never", "nothing", "nobody", "nowhere", "neither", "nor", "hardly", "without"}
+)
+# A negation's scope ends at punctuation or at a contrastive word.
+_SCOPE_END = frozenset({"but", "however", "although", "though", "yet", "except"})
+_PUNCTUATION = frozenset(".,!?;:")
+
+
+def _fold(text: str) -> str:
+    """Lower-case; fold typographic apostrophes and accents to ASCII."""
+    if not text.isascii():
+        text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u00b4", "'")
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return text.lower()
+
+
+def _words(tokens: list[str]) -> list[str]:
+    """Expand contractions so every negation is the word "not"."""
+    out: list[str] = []
+    for token in tokens:
+        if "'" in token:
+            if token.endswith("n't"):
+                stem = token[:-3]
+                out.append(_IRREGULAR.get(stem, stem))
+                out.append("not")
+                continue
+            token = token.replace("'", "")
+        bare = _BARE.get(token)
+        if bare is None:
+            out.append(token)
+        else:
+            out.extend(bare.split())
+    return out
+
+
+def _mark_negation(tokens: list[str]) -> str:
+    out: list[str] = []
+    negated = False
+    for token in _words(tokens):
+        if token in _PUNCTUATION:
+            negated = False
+        elif token in _SCOPE_END:
+            negated = False
+            out.append(token)
+        elif token in _NEGATORS:
+            negated = True
+            out.append(token)
+        else:
+            out.append("neg_" + token if negated else token)
+    return " ".join(out)
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case, fold accents and contractions, and split into words and punctuation."""
+    return _words(_TOKEN.findall(_fold(text)))
+
+
+def preprocess(text: str) -> str:
+    """Return the review as space-separated words, those in a negation's scope marked ``neg_``."""
+    return _mark_negation(_TOKEN.findall(_fold(text)))
