@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # A model version as the gateway names it; anything else is never sent upstream.
 VERSION_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+PREDICTION_ID = re.compile(r"^[A-Za-z0-9_.:=-]{1,512}$")
 MAX_COOKIE_AGE = 365 * 24 * 3600
 MAX_MESSAGE_CHARS = 300
 

@@ -13,6 +13,7 @@ import pytest
 
 from frontend.app import create_app
 from frontend.config import Settings
+from tests.support import ROOT, in_ci
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -80,3 +81,13 @@ async def client(upstream: FakeModelService) -> AsyncIterator[httpx.AsyncClient]
 
 HTMX = {"hx-request": "true"}
 HTML = {"accept": "text/html"}
+
+
+def require_models() -> None:
+    """Skip (fail under CI) when the trained models are missing: `make models` makes them."""
+    if (ROOT / "ml-model" / "stable" / "metadata.json").is_file():
+        return
+    message = "ml-model/stable is not trained (run `make models`)"
+    if in_ci():
+        pytest.fail(f"{message}; CI must train it first")
+    pytest.skip(message)

@@ -246,6 +246,8 @@ async def submit_feedback(
         )
     except ModelServiceError as exc:
         result["feedback_error"] = error_view(exc)
+        if isinstance(exc, ModelServiceRejected):
+            result["feedback_error"]["title"] = "We could not record your feedback"
         return render(
             request, templates, htmx, "_feedback.html", "restaurant.html", context, exc.status
         )
