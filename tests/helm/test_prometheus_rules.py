@@ -1,0 +1,250 @@
+"""The Prometheus rules, checked and unit-tested by the real promtool."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helm.conftest import CHART, Manifest, only
+from tests.support import require_binary
+
+RULES = CHART / "files" / "prometheus-rules.yaml"
+RUNBOOK = (
+    "https://github.com/restaurant-sentiment/restaurant-sentiment/blob/main/docs/kubernetes.md"
+)
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return require_binary("promtool", "apt-get install prometheus")
+
+
+def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_rendered_prometheus_rule_passes_promtool_check(
+    promtool: str, default_manifests: list[Manifest], tmp_path: Path
+) -> None:
+    rule = only(default_manifests, "PrometheusRule")
+    extracted = tmp_path / "rules.yaml"
+    extracted.write_text(yaml.safe_dump(rule["spec"]))
+    result = run_promtool(promtool, "check", "rules", str(extracted))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 7 rules found" in result.stdout
+
+
+def test_promtool_check_rejects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
+    """The check above can fail: a typo in PromQL is reported."""
+    broken = yaml.safe_load(RULES.read_text())
+    broken["groups"][1]["rules"][0]["expr"] = "sum(rate(http_requests_total[1m]) > 15"
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    result = run_promtool(promtool, "check", "rules", str(path))
+    assert result.returncode != 0
+
+
+def run_rule_tests(promtool: str, tmp_path: Path, tests: list[dict[str, Any]]) -> None:
+    spec = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests}
+    path = tmp_path / "rules_test.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run_promtool(promtool, "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def requests(per_15s: float, instance: str = "a", handler: str = "/predict") -> dict[str, str]:
+    labels = f'handler="{handler}",method="POST",status="2xx",instance="{instance}"'
+    return {"series": f"http_requests_total{{{labels}}}", "values": f"0+{per_15s}x80"}
+
+
+def high_rate_alert(count: int) -> dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "warning"},
+        "exp_annotations": {
+            "summary": "The model-service receives more than 15 prediction requests per minute.",
+            "description": (
+                f"{count} prediction requests reached the model-service in the last minute, "
+                "above 15 per minute for at least 2 minutes."
+            ),
+            "runbook_url": f"{RUNBOOK}#highrequestrate",
+        },
+    }
+
+
+def test_high_request_rate_fires_after_two_minutes_at_16_per_minute(
+    promtool: str, tmp_path: Path
+) -> None:
+    name = "HighRequestRate"
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "15s",
+                "input_series": [requests(4)],  # 16 per minute
+                "alert_rule_test": [
+                    # Above 15 from the first full minute on: pending, not yet firing.
+                    {"eval_time": "1m", "alertname": name, "exp_alerts": []},
+                    {"eval_time": "2m", "alertname": name, "exp_alerts": []},
+                    # Sustained for 2 minutes.
+                    {"eval_time": "3m", "alertname": name, "exp_alerts": [high_rate_alert(16)]},
+                    {"eval_time": "15m", "alertname": name, "exp_alerts": [high_rate_alert(16)]},
+                ],
+            },
+            {
+                "interval": "15s",
+                # Two replicas at 8 per minute each: the limit is on the service, not a pod.
+                "input_series": [requests(2, "a"), requests(2, "b")],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": name, "exp_alerts": [high_rate_alert(16)]},
+                ],
+            },
+        ],
+    )
+
+
+def test_high_request_rate_stays_quiet_at_14_per_minute(promtool: str, tmp_path: Path) -> None:
+    name = "HighRequestRate"
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "15s",
+                # 14 per minute to /predict, and a busy frontend homepage that must not count.
+                "input_series": [requests(3.5), requests(20, "web", handler="/")],
+                "alert_rule_test": [
+                    {"eval_time": f"{minute}m", "alertname": name, "exp_alerts": []}
+                    for minute in (1, 3, 5, 10, 19)
+                ],
+            }
+        ],
+    )
+
+
+def feedback(outcome: str, version: str, per_minute: str, instance: str = "a") -> dict[str, str]:
+    labels = f'model_version="{version}",restaurant="Gourmet Haven",instance="{instance}"'
+    return {"series": f"{outcome}_predictions_total{{{labels}}}", "values": per_minute}
+
+
+def test_accuracy_is_pooled_across_replicas_and_survives_a_restart(
+    promtool: str, tmp_path: Path
+) -> None:
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # Replica a of canary: 3 right and 1 wrong a minute, restarted after minute
+                    # 40: the new process's counters start again from zero.
+                    feedback("true_pos", "canary", "0+3x40 3+3x39", "a"),
+                    feedback("false_pos", "canary", "0+1x40 1+1x39", "a"),
+                    # Replica b of canary: 1 right and 1 wrong a minute.
+                    feedback("true_neg", "canary", "0+1x80", "b"),
+                    feedback("false_neg", "canary", "0+1x80", "b"),
+                    # Stable has had only correct feedback: no false_* series exist at all.
+                    feedback("true_pos", "stable", "0+2x80"),
+                    # Trial has had only wrong feedback: no true_* series exist at all.
+                    feedback("false_neg", "trial", "0+1x80"),
+                ],
+                "promql_expr_test": [
+                    {
+                        # Minute 70: the 1h window spans the restart of replica a.
+                        "expr": "model_version:model_accuracy:ratio1h",
+                        "eval_time": "70m",
+                        "exp_samples": [
+                            {
+                                "labels": series("model_version:model_accuracy:ratio1h", "canary"),
+                                "value": 4 / 6,
+                            },
+                            {
+                                "labels": series("model_version:model_accuracy:ratio1h", "stable"),
+                                "value": 1,
+                            },
+                            {
+                                "labels": series("model_version:model_accuracy:ratio1h", "trial"),
+                                "value": 0,
+                            },
+                        ],
+                    },
+                    {
+                        "expr": "model_version:feedback:increase1h",
+                        "eval_time": "70m",
+                        "exp_samples": [
+                            {
+                                "labels": series("model_version:feedback:increase1h", "canary"),
+                                "value": 360,
+                            },
+                            {
+                                "labels": series("model_version:feedback:increase1h", "stable"),
+                                "value": 120,
+                            },
+                            {
+                                "labels": series("model_version:feedback:increase1h", "trial"),
+                                "value": 60,
+                            },
+                        ],
+                    },
+                ],
+            }
+        ],
+    )
+
+
+def series(name: str, version: str) -> str:
+    return f"{name}{{model_version='{version}'}}"
+
+
+def low_accuracy_alert(version: str, percent: str) -> dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "warning", "model_version": version},
+        "exp_annotations": {
+            "summary": f"Model version {version} is right less than 70% of the time.",
+            "description": (
+                f"Users marked {percent} of the predictions of version {version} as correct "
+                "over the last hour (threshold 70%)."
+            ),
+            "runbook_url": f"{RUNBOOK}#lowmodelaccuracy",
+        },
+    }
+
+
+def test_low_model_accuracy_threshold(promtool: str, tmp_path: Path) -> None:
+    name = "LowModelAccuracy"
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # canary: 69% right, below the 70% threshold.
+                    feedback("true_pos", "canary", "0+69x60"),
+                    feedback("false_pos", "canary", "0+31x60"),
+                    # stable: exactly 70% right, which is not below the threshold.
+                    feedback("true_pos", "stable", "0+7x60"),
+                    feedback("false_neg", "stable", "0+3x60"),
+                    # trial: 50% right but on too little feedback (1 every 5 minutes) to judge.
+                    feedback("true_neg", "trial", "0+0.1x60"),
+                    feedback("false_neg", "trial", "0+0.1x60"),
+                ],
+                "alert_rule_test": [
+                    # Below the threshold for less than 10 minutes: pending only.
+                    {"eval_time": "5m", "alertname": name, "exp_alerts": []},
+                    {
+                        "eval_time": "15m",
+                        "alertname": name,
+                        "exp_alerts": [low_accuracy_alert("canary", "69%")],
+                    },
+                ],
+            }
+        ],
+    )
