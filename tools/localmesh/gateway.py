@@ -19,6 +19,11 @@ LOCAL_RATELIMIT_TYPE = (
 )
 ROUTER = "envoy.filters.http.router"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+DOWNSTREAM_CONNECTIONS_TYPE = (
+    "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3."
+    "DownstreamConnectionsConfig"
+)
+MAX_CONNECTIONS = 10000
 FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 
 # The same words the chart's EnvoyFilter template carries; a drift test compares the two.
@@ -359,4 +364,16 @@ def build_bootstrap(values: Values, upstreams: Upstreams, listen: Listen) -> dic
     return {
         "admin": {"address": listen.admin.socket_address()},
         "static_resources": {"listeners": listeners, "clusters": clusters},
+        # A bound on open client connections, so a flood cannot exhaust file descriptors.
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": DOWNSTREAM_CONNECTIONS_TYPE,
+                        "max_active_downstream_connections": MAX_CONNECTIONS,
+                    },
+                }
+            ]
+        },
     }

@@ -42,7 +42,7 @@ def build_config(
         for name, port in model_service_ports.items()
     ]
     config: dict[str, Any] = {
-        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "scrape_configs": [
             {"job_name": "model-service", "static_configs": model_targets},
             {

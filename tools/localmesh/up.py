@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import secrets
 import shlex
 import shutil
 import sys
@@ -64,6 +65,15 @@ def plan(
     """The processes to run, with their configuration files written into workdir."""
     python = sys.executable
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # One key per run, shared by the versions as a Secret would be in the cluster, so a
+    # prediction id from one version verifies on the other; never written to disk.
+    model_env = {
+        **base_env,
+        "MODEL_SERVICE_MODEL_DIR": str(model_dir),
+        "MODEL_SERVICE_FEEDBACK_SECRET": os.environ.get(
+            "MODEL_SERVICE_FEEDBACK_SECRET", secrets.token_urlsafe(32)
+        ),
+    }
     services = [
         Service(
             f"model-service-{name}",
@@ -79,7 +89,7 @@ def plan(
                 name,
             ],
             f"http://127.0.0.1:{port}/readyz",
-            {**base_env, "MODEL_SERVICE_MODEL_DIR": str(model_dir)},
+            model_env,
         )
         for name, port in ((n, settings.model_service_ports[n]) for n in values.version_names)
     ]

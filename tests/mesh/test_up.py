@@ -1,0 +1,210 @@
+"""Smoke test of `make up` (`python -m localmesh up`): start, use, SIGTERM, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localmesh.values import Values
+from tests.mesh.conftest import no_cookies
+from tests.support import ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Up:
+    """A running `python -m localmesh up` and the lines it printed so far."""
+
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def start_reader(self) -> None:
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self._queue.put(line.rstrip("\n"))
+            self._queue.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float = 150.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"up exited before printing {text!r}:\n" + self.output)
+            self.lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} not printed after {timeout}s:\n" + self.output)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                return
+            if line is None:
+                return
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below pid, from /proc (children may sit in their own sessions)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def up() -> Iterator[Up]:
+    if not (ROOT / "ml-model" / "stable" / "metadata.json").exists():
+        pytest.fail("ml-model/ has no trained models: run `make models` first")
+    ports = {
+        "GATEWAY_PORT": free_port(),
+        "MESH_PORT": free_port(),
+        "ENVOY_ADMIN_PORT": free_port(),
+        "FRONTEND_PORT": free_port(),
+        "PROMETHEUS_PORT": free_port(),
+    }
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
+    env["MODEL_SERVICE_PORTS"] = json.dumps({"stable": free_port(), "canary": free_port()})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localmesh", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    running = Up(proc, env)
+    running.start_reader()
+    try:
+        yield running
+    finally:
+        if proc.poll() is None:
+            # A failed test must not leave the whole app running.
+            for pid in descendants(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_up_prints_urls_serves_and_stops_cleanly(up: Up, values: Values) -> None:
+    gateway_port = up.env["GATEWAY_PORT"]
+    app_line = up.wait_for(f"http://{values.hosts.app}:{gateway_port}/")
+    api_line = up.wait_for(f"http://{values.hosts.service}:{gateway_port}/apidocs")
+    assert "app" in app_line and "API" in api_line
+    assert up.proc.poll() is None
+
+    base = f"http://127.0.0.1:{gateway_port}"
+    with httpx.Client(base_url=base, cookies=no_cookies(), timeout=15) as client:
+        prediction = client.post(
+            "/predict",
+            headers={"host": values.hosts.service},
+            json={"review": "Wonderful food, friendly staff.", "restaurantName": "Gourmet Haven"},
+        )
+        assert prediction.status_code == 200, prediction.text
+        assert prediction.json()["modelVersion"] in values.version_names
+
+        homepage = client.get("/", headers={"host": values.hosts.app})
+        assert homepage.status_code == 200 and "Gourmet Haven" in homepage.text
+
+        # The frontend reaches the model-service through the mesh listener, so the browser's
+        # cookie (relayed by the frontend) picks the version, as in the cluster.
+        for version in values.version_names:
+            review = client.post(
+                "/restaurants/gourmet-haven/reviews",
+                headers={"host": values.hosts.app, "cookie": f"model-service-version={version}"},
+                data={"review": "The soup was cold and the waiter rude."},
+            )
+            assert review.status_code == 303, review.text
+            assert f"version={version}" in review.headers["location"]
+
+    if shutil.which("prometheus"):
+        prometheus = f"http://127.0.0.1:{up.env['PROMETHEUS_PORT']}"
+        up.wait_for(prometheus)
+        targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()
+        jobs = {t["labels"]["job"] for t in targets["data"]["activeTargets"]}
+        assert jobs == {"model-service", "frontend", "envoy"}
+        rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()
+        assert rules["data"]["groups"], "the project's alert rules were not loaded"
+    else:
+        assert any("prometheus is not on the PATH" in line for line in up.lines)
+
+    # A second `make up` while this one runs fails at once, naming the port.
+    second = subprocess.run(
+        [sys.executable, "-m", "localmesh", "up"],
+        cwd=ROOT,
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 2
+    assert f"port {gateway_port} (GATEWAY_PORT) is already in use" in second.stderr
+
+    children = descendants(up.proc.pid)
+    assert len(children) >= 4, children
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(timeout=60) == 0, up.output
+    up.drain()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in children):
+        time.sleep(0.2)
+    left = {pid for pid in children if alive(pid)}
+    assert not left, f"processes left behind: {left}\n{up.output}"
+    assert "SIGTERM received" in up.output
+    # Each service's log lines are prefixed with its name; the gateway logs each request.
+    prefixes = {line.split("|")[0].split()[-1] for line in up.lines if "|" in line}
+    assert {"model-service-stable", "model-service-canary", "frontend", "gateway"} <= prefixes
+    assert any(
+        line.split("|")[0].split()[-1] == "gateway" and '"POST /predict" 200' in line
+        for line in up.lines
+    ), up.output
