@@ -1,0 +1,184 @@
+"""deploy/k8s scripts: the printed DRY_RUN plan, prerequisite messages and their config files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helm.conftest import CHART, default_values
+from tests.support import ROOT
+
+K8S = ROOT / "deploy" / "k8s"
+TOOLS = ("minikube", "kubectl", "helm", "istioctl")
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path) -> Path:
+    """Stand-ins for the cluster CLIs that fail loudly if DRY_RUN ever runs one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in TOOLS:
+        path = bin_dir / tool
+        path.write_text(f'#!/bin/sh\necho "{tool} ran during DRY_RUN" >&2\nexit 99\n')
+        path.chmod(0o755)
+    return bin_dir
+
+
+def run_script(name: str, path_dirs: list[Path], **env: str) -> subprocess.CompletedProcess[str]:
+    # /usr/bin is searched last, after the stand-ins, for bash, sed, grep and sort.
+    path = os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"])
+    return subprocess.run(
+        ["bash", str(K8S / name)],
+        env={"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def commands(output: str) -> list[str]:
+    return [line[2:] for line in output.splitlines() if line.startswith("+ ")]
+
+
+def test_deploy_dry_run_prints_the_whole_plan_and_runs_nothing(fake_tools: Path) -> None:
+    result = run_script("deploy.sh", [fake_tools], DRY_RUN="1")
+    assert result.returncode == 0, result.stderr
+    assert "ran during DRY_RUN" not in result.stderr
+    plan = commands(result.stdout)
+    expected_order = [
+        "minikube start -p restaurant-sentiment --memory=16384 --cpus=4",
+        "minikube addons enable ingress",
+        f"istioctl install -y -f {K8S}/istio.yaml",
+        "kubectl label namespace restaurant istio-injection=enabled --overwrite",
+        "helm upgrade --install kube-prometheus-stack prometheus-community/kube-prometheus-stack",
+        "samples/addons/jaeger.yaml",
+        "helm upgrade --install kiali-server kiali/kiali-server",
+        f"helm upgrade --install restaurant-sentiment {CHART}",
+        "kubectl rollout status deployment -n restaurant",
+        "helm test restaurant-sentiment",
+    ]
+    positions = []
+    for wanted in expected_order:
+        found = [i for i, line in enumerate(plan) if wanted in line]
+        assert found, f"{wanted!r} missing from:\n" + "\n".join(plan)
+        positions.append(found[0])
+    assert positions == sorted(positions), "steps out of order"
+    # Converging commands only, so a second run changes nothing.
+    assert not [c for c in plan if c.startswith(("helm install ", "kubectl create -f"))]
+    endpoints = ["http://app.localhost/", "http://service.localhost/apidocs", "minikube tunnel"]
+    dashboards = ["istioctl dashboard kiali", "istioctl dashboard jaeger", "Restaurant Metrics"]
+    dashboards += ["kube-prometheus-stack-grafana", "kube-prometheus-stack-alertmanager"]
+    for text in endpoints + dashboards:
+        assert text in result.stdout
+
+
+def test_deploy_takes_memory_and_cpus(fake_tools: Path) -> None:
+    result = run_script("deploy.sh", [fake_tools], DRY_RUN="1", MEMORY="8192", CPUS="2")
+    assert result.returncode == 0, result.stderr
+    assert "minikube start -p restaurant-sentiment --memory=8192 --cpus=2" in commands(
+        result.stdout
+    )
+
+
+@pytest.mark.parametrize(("name", "value"), [("MEMORY", "16G"), ("CPUS", "four")])
+def test_deploy_rejects_bad_sizes(fake_tools: Path, name: str, value: str) -> None:
+    result = run_script("deploy.sh", [fake_tools], DRY_RUN="1", **{name: value})
+    assert result.returncode != 0
+    assert f"{name} must be" in result.stderr and value in result.stderr
+    assert commands(result.stdout) == []
+
+
+def test_deploy_rejects_an_istio_too_old_for_the_rate_limit(fake_tools: Path) -> None:
+    result = run_script("deploy.sh", [fake_tools], DRY_RUN="1", ISTIO_VERSION="1.24.3")
+    assert result.returncode != 0
+    assert "needs Istio 1.26 or newer" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["deploy.sh", "undeploy.sh"])
+def test_missing_prerequisites_are_named(fake_tools: Path, script: str) -> None:
+    (fake_tools / "minikube").unlink()
+    (fake_tools / "istioctl").unlink()
+    result = run_script(script, [fake_tools], DRY_RUN="1")
+    assert result.returncode == 1
+    assert "minikube is not installed: see https://minikube.sigs.k8s.io/docs/start/" in (
+        result.stderr
+    )
+    assert "istioctl (Istio 1.26 or newer) is not installed" in result.stderr
+    assert "Traceback" not in result.stderr and commands(result.stdout) == []
+
+
+def test_undeploy_dry_run(fake_tools: Path) -> None:
+    result = run_script("undeploy.sh", [fake_tools], DRY_RUN="1")
+    assert result.returncode == 0, result.stderr
+    assert commands(result.stdout) == [
+        "helm uninstall restaurant-sentiment -n restaurant --wait",
+        "kubectl delete namespace restaurant --ignore-not-found --wait=true",
+    ]
+    everything = run_script("undeploy.sh", [fake_tools], DRY_RUN="1", ALL="1")
+    assert commands(everything.stdout) == ["minikube delete -p restaurant-sentiment"]
+
+
+def test_images_dry_run_builds_both_images_into_minikube(fake_tools: Path, tmp_path: Path) -> None:
+    dockerfiles = {}
+    for service in ("frontend", "model-service"):
+        dockerfiles[service] = tmp_path / f"{service}.Dockerfile"
+        dockerfiles[service].write_text("FROM scratch\n")
+    result = run_script(
+        "images.sh",
+        [fake_tools],
+        DRY_RUN="1",
+        FRONTEND_DOCKERFILE=str(dockerfiles["frontend"]),
+        MODEL_SERVICE_DOCKERFILE=str(dockerfiles["model-service"]),
+    )
+    assert result.returncode == 0, result.stderr
+    prefix = default_values()["image"]["repositoryPrefix"]
+    assert commands(result.stdout) == [
+        f"minikube image build -p restaurant-sentiment -t {prefix}-{service}:0.1.0 "
+        f"-f {dockerfiles[service]} ."
+        for service in ("frontend", "model-service")
+    ]
+
+
+def test_images_names_a_missing_dockerfile(fake_tools: Path) -> None:
+    result = run_script(
+        "images.sh", [fake_tools], DRY_RUN="1", FRONTEND_DOCKERFILE="nope/Dockerfile"
+    )
+    assert result.returncode == 1
+    assert "nope/Dockerfile not found" in result.stderr
+
+
+def test_versions_agree_across_pyproject_chart_and_values() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    version = next(
+        line.split('"')[1] for line in pyproject.splitlines() if line.startswith("version = ")
+    )
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == version
+    assert {v["image"] for v in default_values()["modelService"]["versions"]} == {version}
+
+
+def test_cluster_config_files_match_the_chart() -> None:
+    istio = yaml.safe_load((K8S / "istio.yaml").read_text())
+    assert istio["kind"] == "IstioOperator"
+    defaults = istio["spec"]["meshConfig"]["defaultConfig"]
+    assert defaults["gatewayTopology"]["numTrustedProxies"] == 0
+    assert any(
+        "http_local_rate_limit" in r for r in defaults["proxyStatsMatcher"]["inclusionRegexps"]
+    )
+    (gateway,) = istio["spec"]["components"]["ingressGateways"]
+    assert gateway["k8s"]["service"]["externalTrafficPolicy"] == "Local"
+    stack = yaml.safe_load((K8S / "kube-prometheus-stack-values.yaml").read_text())
+    sidecar = stack["grafana"]["sidecar"]["dashboards"]
+    # The keys the chart's dashboard ConfigMap carries.
+    assert (sidecar["label"], sidecar["labelValue"]) == ("grafana_dashboard", "1")
+    assert sidecar["folderAnnotation"] == "grafana_folder"
+    assert sidecar["provider"]["foldersFromFilesStructure"] is True
+    assert "adminPassword" not in stack["grafana"]
+    telemetry = yaml.safe_load((K8S / "telemetry.yaml").read_text())
+    providers = [p["name"] for p in istio["spec"]["meshConfig"]["extensionProviders"]]
+    assert telemetry["spec"]["tracing"][0]["providers"] == [{"name": providers[0]}]
