@@ -434,3 +434,21 @@ def test_monitoring_objects_can_be_switched_off(render: Render) -> None:
     kinds = {m["kind"] for m in manifests}
     assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"}
     assert {"Gateway", "VirtualService", "DestinationRule"} <= kinds
+
+
+def test_rendered_manifests_pass_yamllint(chart: Any) -> None:
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    config = YamlLintConfig(
+        "{extends: default, rules: {line-length: disable, document-start: disable,"
+        " indentation: {indent-sequences: whatever}}}"
+    )
+    rendered = chart.render({}, name=RELEASE, namespace=NAMESPACE)
+    problems = [
+        f"{template}:{problem.line}: {problem.message}"
+        for template, text in rendered.items()
+        if not template.endswith("NOTES.txt") and text.strip()
+        for problem in linter.run(text.strip() + "\n", config)
+    ]
+    assert problems == []
