@@ -101,11 +101,15 @@ def _simulate(args: argparse.Namespace) -> int:
                 total=args.reviews,
                 time_limit=args.time_limit,
                 seed=args.seed,
+                concurrency=args.concurrency,
                 progress=bar.update,
             )
         )
-    print(f"{len(reviews)} held-out reviews from {args.data}, sent through {args.gateway}")
-    print(format_simulation(report))
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        print(f"{len(reviews)} held-out reviews from {args.data}, sent through {args.gateway}")
+        print(format_simulation(report))
     return 1 if report.timed_out or report.predictions == 0 else 0
 
 
@@ -160,7 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-limit", type=_positive_float, default=300.0, help="seconds before stopping"
     )
     sim.add_argument("--seed", type=int, default=7, help="seed of review order and restaurants")
+    sim.add_argument(
+        "--concurrency",
+        type=_bounded_int(1, 256),
+        default=16,
+        help="reviews in flight at once (default: 16)",
+    )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     sim.set_defaults(handler=_simulate)
     return parser
 

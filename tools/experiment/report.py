@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from experiment.analysis import Analysis
-from experiment.simulate import SimulationReport
+
+if TYPE_CHECKING:
+    from experiment.simulate import SimulationReport
 
 
 def _pct(value: float | None, digits: int = 1) -> str:

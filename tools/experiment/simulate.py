@@ -13,7 +13,6 @@ import httpx
 from pydantic import BaseModel, Field
 
 from model_service.corpus import CorpusError, load_corpus
-from model_service.train import held_out_split
 
 RESTAURANTS = ("Gourmet Haven", "Sizzle & Spice", "Café Serendipity", "Sea Breeze Grill")
 
@@ -44,6 +43,9 @@ def load_reviews(path: str | Path) -> list[LabelledReview]:
 
 def held_out(reviews: Sequence[LabelledReview]) -> list[LabelledReview]:
     """The stratified 20% the training never sees, from the training's own split function."""
+    # Imported here: training code brings in scikit-learn, which `decide` does not need.
+    from model_service.train import held_out_split
+
     texts = [r.text for r in reviews]
     labels = [r.label for r in reviews]
     try:
@@ -127,46 +129,63 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, object]) -
     return data if isinstance(data, dict) else f"{path}: the answer is not a JSON object"
 
 
-async def _client_session(client: httpx.AsyncClient, jobs: Sequence[_Job], run: _Run) -> None:
+async def _client_session(
+    client: httpx.AsyncClient, jobs: Sequence[_Job], run: _Run, slots: asyncio.Semaphore
+) -> None:
     """One simulated user: predictions and feedback in order, always with its own cookies."""
     version_seen: str | None = None
     for job in jobs:
-        answer = await _post(
-            client, "/predict", {"review": job.review.text, "restaurantName": job.restaurant}
-        )
-        if isinstance(answer, str):
-            run.fail(answer)
-            run.advance()
-            continue
-        prediction, version = answer.get("prediction"), answer.get("modelVersion")
-        if prediction not in (0, 1) or not isinstance(version, str):
-            run.fail(f"/predict: unexpected answer {str(answer)[:120]}")
-            run.advance()
-            continue
-        report = run.report
-        report.predictions += 1
-        if version_seen is None:
-            version_seen = version
-            report.clients_per_version[version] = report.clients_per_version.get(version, 0) + 1
-        elif version != version_seen:
-            report.sticky_violations += 1
-        tally = report.versions.setdefault(version, VersionTally())
-        tally.predictions += 1
-        accurate = prediction == job.review.label
-        tally.correct += int(accurate)
-        feedback: dict[str, object] = {
-            "restaurantName": job.restaurant,
-            "accurate": accurate,
-            "prediction": prediction,
-        }
-        if isinstance(answer.get("predictionId"), str):
-            feedback["predictionId"] = answer["predictionId"]
-        result = await _post(client, "/model-accuracy", feedback)
-        if isinstance(result, str):
-            run.fail(result)
-        else:
-            report.feedback += 1
+        async with slots:
+            version_seen = await _one_review(client, job, run, version_seen)
+
+
+async def _one_review(
+    client: httpx.AsyncClient, job: _Job, run: _Run, version_seen: str | None
+) -> str | None:
+    """Predict one review, post feedback on it, and return the version this client is on."""
+    try:
+        return await _predict_and_feed_back(client, job, run, version_seen)
+    finally:
         run.advance()
+
+
+async def _predict_and_feed_back(
+    client: httpx.AsyncClient, job: _Job, run: _Run, version_seen: str | None
+) -> str | None:
+    answer = await _post(
+        client, "/predict", {"review": job.review.text, "restaurantName": job.restaurant}
+    )
+    if isinstance(answer, str):
+        run.fail(answer)
+        return version_seen
+    prediction, version = answer.get("prediction"), answer.get("modelVersion")
+    if prediction not in (0, 1) or not isinstance(version, str):
+        run.fail(f"/predict: unexpected answer {str(answer)[:120]}")
+        return version_seen
+    report = run.report
+    report.predictions += 1
+    if version_seen is None:
+        version_seen = version
+        report.clients_per_version[version] = report.clients_per_version.get(version, 0) + 1
+    elif version != version_seen:
+        report.sticky_violations += 1
+    tally = report.versions.setdefault(version, VersionTally())
+    tally.predictions += 1
+    accurate = prediction == job.review.label
+    tally.correct += int(accurate)
+    feedback: dict[str, object] = {
+        "restaurantName": job.restaurant,
+        "accurate": accurate,
+        "prediction": prediction,
+    }
+    if isinstance(answer.get("predictionId"), str):
+        feedback["predictionId"] = answer["predictionId"]
+    result = await _post(client, "/model-accuracy", feedback)
+    if isinstance(result, str):
+        run.fail(result)
+    else:
+        report.feedback += 1
+    return version_seen
 
 
 async def simulate(
@@ -180,12 +199,13 @@ async def simulate(
     request_timeout: float = 10.0,
     max_errors: int = 20,
     seed: int = 7,
+    concurrency: int = 16,
     progress: Callable[[int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> SimulationReport:
     """Send `total` reviews as `clients` users, each with its own cookie jar, plus feedback."""
-    if clients < 1 or total < 1:
-        raise SimulationError("clients and reviews must both be at least 1")
+    if clients < 1 or total < 1 or concurrency < 1:
+        raise SimulationError("clients, reviews and concurrency must all be at least 1")
     if not reviews:
         raise SimulationError("no reviews to send")
     rng = random.Random(seed)
@@ -198,21 +218,27 @@ async def simulate(
     report = SimulationReport(requested=total, clients=clients)
     run = _Run(report, max_errors, progress)
     headers = {"Host": host_header} if host_header else {}
+    # Clients share one connection pool but each keeps its own cookie jar, like real browsers
+    # behind one proxy; a pool per client would also cost an SSL context each.
+    shared = transport or httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=concurrency + 1)
+    )
     sessions = [
         httpx.AsyncClient(
             base_url=gateway,
             headers=headers,
             timeout=httpx.Timeout(request_timeout),
-            transport=transport,
+            transport=shared,
         )
         for _ in range(clients)
     ]
+    slots = asyncio.Semaphore(concurrency)
     started = time.monotonic()
     try:
         await _preflight(sessions[0], gateway)
         async with asyncio.timeout(time_limit), asyncio.TaskGroup() as group:
             for i, session in enumerate(sessions):
-                group.create_task(_client_session(session, jobs[i::clients], run))
+                group.create_task(_client_session(session, jobs[i::clients], run, slots))
     except TimeoutError:
         report.timed_out = True
     except ExceptionGroup as failures:
@@ -222,8 +248,8 @@ async def simulate(
             raise
         raise budget.exceptions[0] from None
     finally:
-        for session in sessions:
-            await session.aclose()
+        if transport is None:
+            await shared.aclose()
         report.seconds = time.monotonic() - started
     return report
 
