@@ -32,7 +32,9 @@ def frontend_process(model_service_url: str, *extra: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps an event loop running while it is open, and
+# the async tests of other folders must not start inside it.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
     executable = require_binary("chromium", "apt-get install -y chromium")
     from playwright.sync_api import expect, sync_playwright
