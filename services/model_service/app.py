@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model_service.config import Settings, get_settings
 from model_service.limits import BodySizeLimit
@@ -22,10 +24,12 @@ from model_service.metrics import ExperimentMetrics
 from model_service.model import SentimentModel
 from model_service.prediction_ids import PredictionIds
 from model_service.routes import feedback, health, predict
+from model_service.schemas import MAX_BATCH, MAX_REVIEW_CHARS
 
 log = logging.getLogger("model_service")
 STATIC = Path(__file__).parent / "static"
 SWAGGER = "/static/swagger-ui-5.35.0"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 def service_version() -> str:
@@ -47,7 +51,8 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
                 "MODEL_SERVICE_FEEDBACK_SECRET is not set: prediction ids are signed with a random "
                 "key that other instances cannot verify"
             )
-        app.state.model = model or SentimentModel.load(settings.model_dir, settings.model_version)
+        if app.state.model is None:
+            app.state.model = SentimentModel.load(settings.model_dir, settings.model_version)
         yield
         app.state.model = None
 
@@ -60,7 +65,7 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.model = None
+    app.state.model = model
     registry = CollectorRegistry()
     app.state.metrics = ExperimentMetrics(registry, settings.model_version, settings.restaurants)
     secret = (
@@ -69,6 +74,14 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         else secrets.token_urlsafe(32)
     )
     app.state.prediction_ids = PredictionIds(secret, settings.prediction_id_max_age)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 to bodies it cannot decode; that is malformed input like any other.
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            error = {"type": "json_invalid", "loc": ["body"], "msg": "body is not valid UTF-8 JSON"}
+            return JSONResponse({"detail": [error]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     app.include_router(predict.router)
     app.include_router(feedback.router)
@@ -85,10 +98,17 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
             swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
         )
 
+    # Millisecond buckets, so the dashboard's latency p95 can resolve a fast prediction.
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
-        app
+        app, latency_lowr_buckets=LATENCY_BUCKETS
     ).expose(app, include_in_schema=False)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # A full batch (1,000 reviews of up to 5,000 characters) needs more room than one review.
+    batch_limit = max(settings.max_body_bytes, MAX_BATCH * (MAX_REVIEW_CHARS * 4 + 512))
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        per_path={"/predict/batch": batch_limit},
+    )
     return app
 
 

@@ -10,18 +10,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class BodySizeLimit:
     """Answer 413 to bodies larger than max_bytes, whether or not they declare a length."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_bytes)
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._reject(send)
+                if not value.isdigit() or int(value) > limit:
+                    await self._reject(send, limit)
                     return
                 break
         # Read the whole (small) body first, so an oversized chunked body is refused cleanly.
@@ -34,8 +38,8 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(send)
+            if size > limit:
+                await self._reject(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -51,8 +55,8 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
-        detail = f"request body is larger than {self.max_bytes} bytes"
+    async def _reject(self, send: Send, limit: int) -> None:
+        detail = f"request body is larger than {limit} bytes"
         payload = json.dumps({"detail": detail}).encode()
         await send(
             {

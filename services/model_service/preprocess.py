@@ -12,10 +12,10 @@ _IRREGULAR = {"ca": "can", "wo": "will", "sha": "shall", "ai": "is"}
 _BARE = {
     f"{stem}nt": f"{stem} not"
     for stem in (
-        *("can", "do", "did", "does", "is", "was", "were", "would", "could", "should"),
+        *("do", "did", "does", "is", "was", "were", "would", "could", "should"),
         *("have", "has", "had", "are", "must", "need"),
     )
-} | {"wont": "will not", "aint": "is not", "cannot": "can not"}
+} | {"cant": "can not", "wont": "will not", "aint": "is not", "cannot": "can not"}
 _NEGATORS = frozenset(
     {"not", "no", "never", "nothing", "nobody", "nowhere", "neither", "nor", "hardly", "without"}
 )

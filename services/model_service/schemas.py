@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 MAX_REVIEW_CHARS = 5000
 MAX_BATCH = 1000
+NOT_BLANK = r"\S"
 
 
 class ReviewIn(BaseModel):
@@ -19,10 +20,19 @@ class ReviewIn(BaseModel):
         }
     )
 
+    # The schema's pattern documents what _not_blank enforces with a clearer message.
     review: str = Field(
-        min_length=1, max_length=MAX_REVIEW_CHARS, examples=["The pasta was divine."]
+        min_length=1,
+        max_length=MAX_REVIEW_CHARS,
+        examples=["The pasta was divine."],
+        json_schema_extra={"pattern": NOT_BLANK},
     )
-    restaurantName: str = Field(min_length=1, max_length=200, examples=["Gourmet Haven"])
+    restaurantName: str = Field(
+        min_length=1,
+        max_length=200,
+        examples=["Gourmet Haven"],
+        json_schema_extra={"pattern": NOT_BLANK},
+    )
 
     @field_validator("review", "restaurantName")
     @classmethod
@@ -99,7 +109,7 @@ class FeedbackIn(BaseModel):
 
     restaurantName: str = Field(min_length=1, max_length=200, examples=["Gourmet Haven"])
     accurate: StrictBool = Field(examples=[True])
-    prediction: Literal[0, 1] = Field(examples=[1])
+    prediction: StrictInt = Field(ge=0, le=1, examples=[1])
     predictionId: str | None = Field(None, min_length=1, max_length=512)
 
 

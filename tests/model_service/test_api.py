@@ -1,0 +1,307 @@
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from model_service.prediction_ids import PredictionIds
+
+ORIGINAL_PREDICT = {"restaurantName": "Gourmet Haven", "review": "This excellent."}
+
+
+def samples(text: str) -> dict[tuple[str, str, str], float]:
+    """(sample name, model_version, restaurant) -> value for the experiment metrics."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if "restaurant" in s.labels:
+                out[(s.name, s.labels["model_version"], s.labels["restaurant"])] = s.value
+    return out
+
+
+async def test_original_request_shape_is_answered(client: httpx.AsyncClient) -> None:
+    response = await client.post("/predict", json=ORIGINAL_PREDICT)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["review"] == "This excellent."
+    assert body["restaurantName"] == "Gourmet Haven"
+    assert body["prediction"] in (0, 1)
+    assert body["modelVersion"] == "stable"
+    assert 0.5 <= body["confidence"] <= 1.0
+    assert body["predictionId"]
+    feedback = await client.post(
+        "/model-accuracy",
+        json={
+            "restaurantName": "Gourmet Haven",
+            "accurate": True,
+            "prediction": body["prediction"],
+        },
+    )
+    assert feedback.status_code == 200
+    assert feedback.json() == {"model-accuracy": 1.0, "restaurantName": "Gourmet Haven"}
+
+
+async def test_experiment_series_exist_at_zero_before_any_event(client: httpx.AsyncClient) -> None:
+    values = samples((await client.get("/metrics")).text)
+    names = ["predictions", "pos_predictions", "neg_predictions", "true_pos_predictions",
+             "true_neg_predictions", "false_pos_predictions", "false_neg_predictions"]  # fmt: skip
+    for restaurant in (
+        "Gourmet Haven",
+        "Sizzle & Spice",
+        "Café Serendipity",
+        "Sea Breeze Grill",
+        "other",
+    ):
+        for name in names:
+            assert values[(f"{name}_total", "stable", restaurant)] == 0.0
+        assert values[("model_accuracy", "stable", restaurant)] == 0.0
+
+
+async def test_metrics_after_a_known_sequence(client: httpx.AsyncClient) -> None:
+    verdicts = []
+    for review, restaurant in [
+        ("Absolutely delicious, friendly staff, we will be back!", "Gourmet Haven"),
+        ("Cold food, rude waiter, never again.", "Gourmet Haven"),
+        ("Wonderful fish and a lovely view.", "Sea Breeze Grill"),
+        ("Terrible, dirty and overpriced.", "Unlisted Diner"),
+    ]:
+        body = (
+            await client.post("/predict", json={"review": review, "restaurantName": restaurant})
+        ).json()
+        verdicts.append(body)
+    assert [v["prediction"] for v in verdicts] == [1, 0, 1, 0]
+    answers = [(0, True), (1, False), (2, False), (3, True)]
+    accuracy = None
+    for index, accurate in answers:
+        v = verdicts[index]
+        response = await client.post(
+            "/model-accuracy",
+            json={
+                "restaurantName": v["restaurantName"],
+                "accurate": accurate,
+                "prediction": v["prediction"],
+                "predictionId": v["predictionId"],
+            },
+        )
+        assert response.status_code == 200, response.text
+        accuracy = response.json()["model-accuracy"]
+    assert accuracy == 0.5
+    m = samples((await client.get("/metrics")).text)
+    assert m[("predictions_total", "stable", "Gourmet Haven")] == 2
+    assert m[("pos_predictions_total", "stable", "Gourmet Haven")] == 1
+    assert m[("neg_predictions_total", "stable", "Gourmet Haven")] == 1
+    assert m[("predictions_total", "stable", "other")] == 1
+    assert ("predictions_total", "stable", "Unlisted Diner") not in m
+    assert m[("true_pos_predictions_total", "stable", "Gourmet Haven")] == 1
+    assert m[("false_neg_predictions_total", "stable", "Gourmet Haven")] == 1
+    assert m[("false_pos_predictions_total", "stable", "Sea Breeze Grill")] == 1
+    assert m[("true_neg_predictions_total", "stable", "other")] == 1
+    assert m[("model_accuracy", "stable", "Gourmet Haven")] == 0.5
+    assert m[("model_accuracy", "stable", "Sea Breeze Grill")] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"restaurantName": "Gourmet Haven"}, ["body", "review"]),
+        ({"review": "Nice"}, ["body", "restaurantName"]),
+        ({"review": "", "restaurantName": "Gourmet Haven"}, ["body", "review"]),
+        ({"review": " \n\t ", "restaurantName": "Gourmet Haven"}, ["body", "review"]),
+        ({"review": "x" * 5001, "restaurantName": "Gourmet Haven"}, ["body", "review"]),
+        ({"review": 42, "restaurantName": "Gourmet Haven"}, ["body", "review"]),
+        ({"review": "Nice", "restaurantName": ["a"]}, ["body", "restaurantName"]),
+    ],
+)
+async def test_bad_predict_bodies_get_422_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, Any], where: list[str]
+) -> None:
+    response = await client.post("/predict", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == where
+
+
+@pytest.mark.parametrize(
+    "content", [b"{not json", b"[1, 2]", b'"just a string"', b"\xff\xfe{}", b'{"review": "a",']
+)
+async def test_malformed_json_gets_422(client: httpx.AsyncClient, content: bytes) -> None:
+    response = await client.post(
+        "/predict", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"restaurantName": "Gourmet Haven", "accurate": True, "prediction": 2}, "prediction"),
+        ({"restaurantName": "Gourmet Haven", "accurate": True, "prediction": "1"}, "prediction"),
+        ({"restaurantName": "Gourmet Haven", "accurate": "yes", "prediction": 1}, "accurate"),
+        ({"restaurantName": "Gourmet Haven", "prediction": 1}, "accurate"),
+        ({"accurate": True, "prediction": 1}, "restaurantName"),
+    ],
+)
+async def test_bad_feedback_gets_422(
+    client: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/model-accuracy", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == field
+
+
+async def test_bodies_over_64_kib_get_413(client: httpx.AsyncClient) -> None:
+    big = {"review": "a" * 70_000, "restaurantName": "Gourmet Haven"}
+    response = await client.post("/predict", json=big)
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body is larger than 65536 bytes"}
+
+    async def chunks():  # no content-length: the limit must still hold
+        for _ in range(20):
+            yield b"x" * 4096
+
+    response = await client.post(
+        "/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+async def test_batch_scores_in_order_and_counts(client: httpx.AsyncClient) -> None:
+    reviews = [
+        {"review": "Fantastic food and great service.", "restaurantName": "Sizzle & Spice"},
+        {"review": "Horrible, bland and cold.", "restaurantName": "Sizzle & Spice"},
+    ] * 3
+    response = await client.post("/predict/batch", json={"reviews": reviews})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["modelVersion"] == "stable"
+    assert [p["prediction"] for p in body["predictions"]] == [1, 0] * 3
+    assert len({p["predictionId"] for p in body["predictions"]}) == 6
+    single = (await client.post("/predict", json=reviews[0])).json()
+    assert single["confidence"] == pytest.approx(body["predictions"][0]["confidence"])
+    m = samples((await client.get("/metrics")).text)
+    assert m[("predictions_total", "stable", "Sizzle & Spice")] == 7
+
+
+@pytest.mark.parametrize("size", [0, 1001])
+async def test_batch_size_is_bounded(client: httpx.AsyncClient, size: int) -> None:
+    reviews = [{"review": "ok", "restaurantName": "x"}] * size
+    response = await client.post("/predict/batch", json={"reviews": reviews})
+    assert response.status_code == 422
+
+
+async def predict_id(client: httpx.AsyncClient) -> dict[str, Any]:
+    return (await client.post("/predict", json=ORIGINAL_PREDICT)).json()  # type: ignore[no-any-return]
+
+
+async def test_forged_and_tampered_ids_get_400(client: httpx.AsyncClient) -> None:
+    body = await predict_id(client)
+    forged = PredictionIds("another-secret-entirely", 3600).issue("stable", body["prediction"])
+    tampered = body["predictionId"][:-2] + (
+        "AA" if not body["predictionId"].endswith("AA") else "BB"
+    )
+    for token in (forged, tampered, "garbage"):
+        response = await client.post(
+            "/model-accuracy",
+            json={
+                "restaurantName": "Gourmet Haven",
+                "accurate": True,
+                "prediction": body["prediction"],
+                "predictionId": token,
+            },
+        )
+        assert response.status_code == 400
+        assert response.json() == {"detail": "predictionId is not valid"}
+
+
+async def test_feedback_on_one_id_counts_once(client: httpx.AsyncClient) -> None:
+    body = await predict_id(client)
+    payload = {"restaurantName": "Gourmet Haven", "accurate": True,
+               "prediction": body["prediction"], "predictionId": body["predictionId"]}  # fmt: skip
+    assert (await client.post("/model-accuracy", json=payload)).status_code == 200
+    again = await client.post("/model-accuracy", json=payload)
+    assert again.status_code == 409
+    assert again.json()["detail"] == "feedback for this predictionId was already recorded"
+    m = samples((await client.get("/metrics")).text)
+    outcome = "true_pos" if body["prediction"] == 1 else "true_neg"
+    assert m[(f"{outcome}_predictions_total", "stable", "Gourmet Haven")] == 1
+
+
+async def test_feedback_with_a_different_prediction_than_the_id_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await predict_id(client)
+    response = await client.post(
+        "/model-accuracy",
+        json={
+            "restaurantName": "Gourmet Haven",
+            "accurate": False,
+            "prediction": 1 - body["prediction"],
+            "predictionId": body["predictionId"],
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == "prediction does not match the predictionId"
+
+
+async def test_feedback_is_attributed_to_the_version_that_predicted(
+    make_client: Callable[..., Any],
+) -> None:
+    async with make_client(model_version="canary") as canary:
+        body = await predict_id(canary)
+        assert body["modelVersion"] == "canary"
+    async with make_client(model_version="stable") as stable:
+        response = await stable.post(
+            "/model-accuracy",
+            json={
+                "restaurantName": "Gourmet Haven",
+                "accurate": True,
+                "prediction": body["prediction"],
+                "predictionId": body["predictionId"],
+            },
+        )
+        assert response.status_code == 200
+        m = samples((await stable.get("/metrics")).text)
+    outcome = "true_pos" if body["prediction"] == 1 else "true_neg"
+    assert m[(f"{outcome}_predictions_total", "canary", "Gourmet Haven")] == 1
+    assert m[(f"{outcome}_predictions_total", "stable", "Gourmet Haven")] == 0
+
+
+async def test_ids_can_be_required(make_client: Callable[..., Any]) -> None:
+    async with make_client(require_prediction_id=True) as client:
+        response = await client.post(
+            "/model-accuracy",
+            json={"restaurantName": "Gourmet Haven", "accurate": True, "prediction": 1},
+        )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "predictionId is required"}
+
+
+async def test_health_readiness_and_version(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ready"}
+    info = (await client.get("/version")).json()
+    assert info["modelVersion"] == "stable"
+    assert info["serviceVersion"] == "0.1.0"
+    assert info["model"]["artefacts"]
+
+
+async def test_swagger_ui_is_served_without_internet(client: httpx.AsyncClient) -> None:
+    page = await client.get("/apidocs")
+    assert page.status_code == 200
+    assert "https://" not in page.text and "http://" not in page.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/static/swagger-ui-5.35.0/{asset}" in page.text
+        response = await client.get(f"/static/swagger-ui-5.35.0/{asset}")
+        assert response.status_code == 200
+        assert len(response.content) > 10_000
+
+
+async def test_every_schema_has_examples(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    ours = {"ReviewIn", "Prediction", "BatchIn", "BatchOut", "FeedbackIn", "FeedbackOut",
+            "Health", "VersionInfo", "ErrorOut"}  # fmt: skip
+    schemas = spec["components"]["schemas"]
+    assert ours <= set(schemas)
+    for name in ours:
+        assert schemas[name].get("examples"), name

@@ -1,0 +1,84 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model_service.corpus import load_corpus
+from model_service.model import CLASSIFIER_FILE, VECTORIZER_FILE, ModelLoadError, SentimentModel
+from tests.conftest import MODEL_DIR
+from tests.support import ROOT
+
+REVIEWS = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").reviews
+
+
+@pytest.mark.parametrize("version", ["stable", "canary"])
+def test_fast_paths_give_sklearns_predictions_on_every_corpus_review(version: str) -> None:
+    model = SentimentModel.load(MODEL_DIR, version)
+    reference = model.sklearn_predict(REVIEWS)
+    single = [model.predict(r) for r in REVIEWS]
+    batch = model.predict_batch(REVIEWS)
+    assert [s.prediction for s in single] == reference.tolist()
+    assert [s.prediction for s in batch] == reference.tolist()
+    assert np.allclose([s.confidence for s in single], [s.confidence for s in batch])
+    assert all(0.5 <= s.confidence <= 1.0 for s in single)
+
+
+def test_versions_disagree_on_some_reviews() -> None:
+    stable = SentimentModel.load(MODEL_DIR, "stable").sklearn_predict(REVIEWS)
+    canary = SentimentModel.load(MODEL_DIR, "canary").sklearn_predict(REVIEWS)
+    assert (stable != canary).any()
+
+
+@pytest.fixture
+def model_copy(tmp_path: Path) -> Path:
+    shutil.copytree(MODEL_DIR / "canary", tmp_path / "canary")
+    return tmp_path
+
+
+def test_missing_artefact_is_named(model_copy: Path) -> None:
+    (model_copy / "canary" / CLASSIFIER_FILE).unlink()
+    with pytest.raises(ModelLoadError, match=f"canary/{CLASSIFIER_FILE} is missing"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_truncated_artefact_fails_its_checksum(model_copy: Path) -> None:
+    path = model_copy / "canary" / VECTORIZER_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match=f"canary/{VECTORIZER_FILE} does not match the sha256"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_corrupt_artefact_without_metadata_is_named(model_copy: Path) -> None:
+    (model_copy / "canary" / "metadata.json").unlink()
+    path = model_copy / "canary" / CLASSIFIER_FILE
+    path.write_bytes(b"not a pickle at all")
+    with pytest.raises(ModelLoadError, match=f"canary/{CLASSIFIER_FILE} is corrupt or unreadable"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_swapped_artefacts_are_refused(model_copy: Path) -> None:
+    folder = model_copy / "canary"
+    (folder / "metadata.json").unlink()
+    vectorizer = (folder / VECTORIZER_FILE).read_bytes()
+    (folder / VECTORIZER_FILE).write_bytes((folder / CLASSIFIER_FILE).read_bytes())
+    (folder / CLASSIFIER_FILE).write_bytes(vectorizer)
+    with pytest.raises(ModelLoadError, match="is not a text vectoriser"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_unreadable_metadata_is_named(model_copy: Path) -> None:
+    (model_copy / "canary" / "metadata.json").write_text("{oops")
+    with pytest.raises(ModelLoadError, match="metadata.json is not valid JSON"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_unknown_version_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        SentimentModel.load(tmp_path, "canary")
+
+
+def test_metadata_checksums_match_the_files() -> None:
+    meta = json.loads((MODEL_DIR / "stable" / "metadata.json").read_text())
+    assert SentimentModel.load(MODEL_DIR, "stable").metadata == meta

@@ -1,0 +1,76 @@
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from model_service.corpus import load_corpus
+from model_service.model import SentimentModel
+from model_service.train import main
+from tests.conftest import MODEL_DIR
+from tests.support import PYTHON, ROOT
+
+CORPUS = ROOT / "data" / "restaurant_reviews.tsv"
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every fourth review of the project corpus, so training runs fast."""
+    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    path = tmp_path_factory.mktemp("data") / "small.tsv"
+    path.write_text("\n".join([lines[0], *lines[1::4]]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_training_is_deterministic(small_corpus: Path, tmp_path: Path) -> None:
+    probe = load_corpus(CORPUS).reviews[:400]
+    runs = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        assert main(["--data", str(small_corpus), "--out", str(out)]) == 0
+        runs.append(
+            {
+                v: SentimentModel.load(out, v).sklearn_predict(probe).tolist()
+                for v in ("stable", "canary")
+            }
+        )
+    assert runs[0] == runs[1]
+
+
+def test_metadata_records_data_artefacts_and_quality(small_corpus: Path, tmp_path: Path) -> None:
+    assert main(["--data", str(small_corpus), "--out", str(tmp_path), "--versions", "canary"]) == 0
+    meta = json.loads((tmp_path / "canary" / "metadata.json").read_text())
+    assert meta["version"] == "canary"
+    assert meta["data"]["sha256"] == load_corpus(small_corpus).sha256
+    assert set(meta["artefacts"]) == {"c1_BoW_Sentiment_Model.pkl", "c2_Classifier_Sentiment_Model"}
+    assert 0.5 < meta["held_out"]["accuracy"] <= 1.0
+    assert len(meta["cross_validation"]["fold_accuracy"]) == 5
+    assert sum(map(sum, meta["held_out"]["confusion_matrix"])) == round(
+        meta["data"]["reviews"] * 0.2
+    )
+    assert "scikit-learn" in meta["libraries"]
+
+
+def test_canary_beats_stable_held_out_and_in_cross_validation() -> None:
+    meta = {
+        v: json.loads((MODEL_DIR / v / "metadata.json").read_text()) for v in ("stable", "canary")
+    }
+    assert meta["canary"]["held_out"]["accuracy"] > meta["stable"]["held_out"]["accuracy"]
+    assert (
+        meta["canary"]["cross_validation"]["accuracy_mean"]
+        > meta["stable"]["cross_validation"]["accuracy_mean"]
+    )
+    assert meta["canary"]["cross_validation"]["accuracy_mean"] >= 0.85
+
+
+def test_cli_stops_on_a_bad_file_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("Review\tLiked\nLovely\t1\nAwful\tmaybe\n", encoding="utf-8")
+    result = subprocess.run(
+        [PYTHON, "-m", "model_service.train", "--data", str(bad), "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert f"{bad}:3: label must be 0 or 1" in result.stderr
+    assert not (tmp_path / "m").exists()
