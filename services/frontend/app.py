@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from frontend.client import ModelServiceClient
 from frontend.config import Settings, get_settings
 from frontend.routes import health, pages
-from frontend.web import STATIC_DIR, SecurityHeaders, StaticAssets, build_templates
+from frontend.web import STATIC_DIR, BodyLimit, SecurityHeaders, StaticAssets, build_templates
 
 
 def create_app(
@@ -68,6 +68,7 @@ def create_app(
         )
         return response
 
+    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app
 

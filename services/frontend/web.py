@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +53,13 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
+# The model-service refuses bodies over 64 KiB; refusing them here too means an oversized post is
+# never read into memory.
+MAX_BODY_BYTES = 64 * 1024
+TOO_LARGE_PAGE = (
+    b'<div class="alert alert--inline" role="alert"><p class="alert__title">'
+    b"Please check your review</p><p>The review is too long.</p></div>"
+)
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, max-age=300, must-revalidate"
 
@@ -127,3 +134,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuses request bodies over MAX_BODY_BYTES with 413 before the app reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            await Response(TOO_LARGE_PAGE, 413, media_type="text/html")(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # A chunked body that grows too large: stop reading as if the client left.
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, counted, send)

@@ -104,13 +104,14 @@ async def test_model_service_4xx_message_is_shown_next_to_the_form(answer: objec
     assert_friendly(page, 422, message)
 
 
-async def test_too_large_review_says_so():
+async def test_model_service_413_says_the_review_is_too_long():
     fake = answering(413, text="Request Entity Too Large")
     async with frontend_client(httpx.MockTransport(fake)) as client:
         response = await client.post(
-            "/restaurants/gourmet-haven/reviews", data={"review": "x" * 70_000}, headers=HTMX
+            "/restaurants/gourmet-haven/reviews", data={"review": "x" * 10_000}, headers=HTMX
         )
     assert_friendly(response, 413, "The review is too long.")
+    assert len(fake.requests) == 1
 
 
 async def test_connection_refused_by_a_real_closed_port():
@@ -160,3 +161,15 @@ def test_free_port_is_really_closed():
     port = free_port()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_oversized_post_is_refused_before_it_reaches_the_model_service(
+    client: httpx.AsyncClient, upstream: FakeModelService
+):
+    response = await client.post(
+        "/restaurants/gourmet-haven/reviews", data={"review": "x" * 70_000}, headers=HTMX
+    )
+    assert response.status_code == 413
+    assert "The review is too long." in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert upstream.requests == []
