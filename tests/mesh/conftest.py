@@ -95,3 +95,22 @@ def mesh(
         gateway.build_bootstrap(values, upstreams, listen), tmp_path_factory.mktemp("envoy")
     ):
         yield listen
+
+
+@pytest.fixture(scope="session")
+def app_stack(
+    values: Values, model_services: dict[str, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gateway.Listen]:
+    """The whole app as `make up` wires it: model-services, a frontend calling the mesh listener,
+    and one Envoy in front of both."""
+    listen = loopback_listen()
+    frontend_port = free_port()
+    upstreams = gateway.local_upstreams(model_services, frontend_port)
+    frontend = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(frontend_port)]
+    frontend += ["--model-service-url", f"http://127.0.0.1:{listen.mesh.port}"]
+    bootstrap = gateway.build_bootstrap(values, upstreams, listen)
+    with (
+        running(frontend, f"http://127.0.0.1:{frontend_port}/healthz", timeout=90),
+        envoy(bootstrap, tmp_path_factory.mktemp("app")),
+    ):
+        yield listen

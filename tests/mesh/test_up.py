@@ -101,7 +101,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def up() -> Iterator[Up]:
     if not (ROOT / "ml-model" / "stable" / "metadata.json").exists():
         pytest.fail("ml-model/ has no trained models: run `make models` first")
@@ -136,7 +136,10 @@ def up() -> Iterator[Up]:
             proc.wait(timeout=30)
 
 
-def test_up_prints_urls_serves_and_stops_cleanly(up: Up, values: Values) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_up_prints_urls_serves_and_stops_cleanly(
+    up: Up, values: Values, stop_signal: signal.Signals
+) -> None:
     gateway_port = up.env["GATEWAY_PORT"]
     app_line = up.wait_for(f"http://{values.hosts.app}:{gateway_port}/")
     api_line = up.wait_for(f"http://{values.hosts.service}:{gateway_port}/apidocs")
@@ -170,8 +173,13 @@ def test_up_prints_urls_serves_and_stops_cleanly(up: Up, values: Values) -> None
     if shutil.which("prometheus"):
         prometheus = f"http://127.0.0.1:{up.env['PROMETHEUS_PORT']}"
         up.wait_for(prometheus)
-        targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()
-        jobs = {t["labels"]["job"] for t in targets["data"]["activeTargets"]}
+        # Ready is not yet discovered: the targets appear a moment after /-/ready.
+        jobs: set[str] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(jobs) < 3:
+            targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()
+            jobs = {t["labels"]["job"] for t in targets["data"]["activeTargets"]}
+            time.sleep(0.2)
         assert jobs == {"model-service", "frontend", "envoy"}
         rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()
         assert rules["data"]["groups"], "the project's alert rules were not loaded"
@@ -192,7 +200,11 @@ def test_up_prints_urls_serves_and_stops_cleanly(up: Up, values: Values) -> None
 
     children = descendants(up.proc.pid)
     assert len(children) >= 4, children
-    up.proc.send_signal(signal.SIGTERM)
+    # Ctrl-C in a terminal signals the whole foreground process group, not only `make up`.
+    if stop_signal == signal.SIGINT:
+        os.killpg(up.proc.pid, signal.SIGINT)
+    else:
+        up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(timeout=60) == 0, up.output
     up.drain()
     deadline = time.monotonic() + 10
@@ -200,7 +212,7 @@ def test_up_prints_urls_serves_and_stops_cleanly(up: Up, values: Values) -> None
         time.sleep(0.2)
     left = {pid for pid in children if alive(pid)}
     assert not left, f"processes left behind: {left}\n{up.output}"
-    assert "SIGTERM received" in up.output
+    assert f"{stop_signal.name} received" in up.output
     # Each service's log lines are prefixed with its name; the gateway logs each request.
     prefixes = {line.split("|")[0].split()[-1] for line in up.lines if "|" in line}
     assert {"model-service-stable", "model-service-canary", "frontend", "gateway"} <= prefixes
