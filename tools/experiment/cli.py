@@ -158,8 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--data", type=Path, default=ROOT / "data" / "restaurant_reviews.tsv")
     sim.add_argument("--values", type=Path, default=DEFAULT_VALUES, help="Helm values file")
-    sim.add_argument("--clients", type=_bounded_int(1, MAX_CLIENTS), default=40)
-    sim.add_argument("--reviews", type=_bounded_int(1, MAX_REVIEWS), default=800)
+    sim.add_argument(
+        "--clients",
+        type=_bounded_int(1, MAX_CLIENTS),
+        default=1000,
+        help="distinct users, each with its own cookie jar (default: 1000, one review each, "
+        "which keeps the sample-ratio test exact)",
+    )
+    sim.add_argument("--reviews", type=_bounded_int(1, MAX_REVIEWS), default=1000)
     sim.add_argument(
         "--time-limit", type=_positive_float, default=300.0, help="seconds before stopping"
     )
