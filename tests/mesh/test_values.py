@@ -148,3 +148,18 @@ def test_up_refuses_an_unreadable_values_file(tmp_path: Path) -> None:
     result = _up(tmp_path / "missing.yaml")
     assert result.returncode == 2
     assert "cannot read the values file" in result.stderr
+
+
+def test_render_envoy_reports_an_unwritable_output(tmp_path: Path) -> None:
+    target = tmp_path / "missing-dir" / "envoy.yaml"
+    command = [sys.executable, "-m", "localmesh", "render-envoy", "--upstreams", "compose"]
+    result = subprocess.run(
+        [*command, "--out", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"--out: cannot write {target}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -58,7 +58,10 @@ def _render_envoy(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.write_text(text, encoding="utf-8")
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--out: cannot write {args.out}: {exc.strerror}") from None
     return 0
 
 
@@ -95,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C before the services started: nothing to stop.
+        return 130
 
 
 if __name__ == "__main__":
