@@ -58,8 +58,12 @@ def _window(text: str) -> str | None:
 def default_metrics_urls() -> list[str]:
     """The /metrics of the model-services behind the local gateway (`make up`'s upstreams)."""
     from localmesh.settings import load_settings
+    from localmesh.values import ConfigError as MeshConfigError
 
-    ports = load_settings().model_service_ports
+    try:
+        ports = load_settings().model_service_ports
+    except MeshConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
 
 
