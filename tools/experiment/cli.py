@@ -57,6 +57,8 @@ def _window(text: str) -> str | None:
 
 def default_metrics_urls() -> list[str]:
     """The /metrics of the model-services behind the local gateway (`make up`'s upstreams)."""
+    from pydantic_settings import SettingsError
+
     from localmesh.settings import load_settings
     from localmesh.values import ConfigError as MeshConfigError
 
@@ -64,6 +66,8 @@ def default_metrics_urls() -> list[str]:
         ports = load_settings().model_service_ports
     except MeshConfigError as exc:
         raise ConfigError(str(exc)) from None
+    except SettingsError:
+        raise ConfigError('MODEL_SERVICE_PORTS must be JSON such as {"stable": 8091}') from None
     return [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
 
 
