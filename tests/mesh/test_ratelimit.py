@@ -7,12 +7,14 @@ therefore two loopback source addresses, and an X-Forwarded-For header changes n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from localmesh import gateway
 from localmesh.values import Values
-from tests.mesh.conftest import no_cookies
+from tests.mesh.conftest import envoy, loopback_listen, no_cookies
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +80,33 @@ def test_model_service_host_is_not_limited(app_gateway: str, values: Values) -> 
         answers = [c.get("/healthz") for _ in range(limit + 5)]
     assert [a.status_code for a in answers] == [200] * (limit + 5)
     assert all("x-ratelimit-limit" not in a.headers for a in answers)
+
+
+def test_limit_and_weights_come_from_the_values(
+    values: Values, model_services: dict[str, int], tmp_path: Path
+) -> None:
+    """Other values give another gateway: 3 homepage requests, and every new visitor on canary."""
+    changed = values.model_copy(
+        update={
+            "rate_limit": values.rate_limit.model_copy(update={"requests": 3}),
+            "model_service": values.model_service.model_copy(
+                update={
+                    "versions": [
+                        v.model_copy(update={"weight": 100 if v.name == "canary" else 0})
+                        for v in values.model_service.versions
+                    ]
+                }
+            ),
+        }
+    )
+    listen = loopback_listen()
+    # Any live HTTP server can stand behind the app host here: only the gateway's answer counts.
+    upstreams = gateway.local_upstreams(model_services, model_services["stable"])
+    with envoy(gateway.build_bootstrap(changed, upstreams, listen), tmp_path):
+        base = f"http://127.0.0.1:{listen.gateway.port}"
+        with client(base, "127.0.0.6", values.hosts.app) as c:
+            statuses = [c.get("/").status_code for _ in range(4)]
+        with client(base, "127.0.0.6", values.hosts.service) as c:
+            versions = {c.get("/version").json()["modelVersion"] for _ in range(30)}
+    assert 429 not in statuses[:3] and statuses[3] == 429
+    assert versions == {"canary"}
