@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model_service.config import Settings, get_settings
@@ -24,7 +26,15 @@ from model_service.metrics import ExperimentMetrics
 from model_service.model import SentimentModel
 from model_service.prediction_ids import PredictionIds
 from model_service.routes import feedback, health, predict
-from model_service.schemas import MAX_BATCH, MAX_REVIEW_CHARS
+from model_service.schemas import (
+    MAX_BATCH,
+    MAX_REVIEW_CHARS,
+    BatchIn,
+    BatchOut,
+    ErrorOut,
+    Prediction,
+    ReviewIn,
+)
 
 log = logging.getLogger("model_service")
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +48,24 @@ def service_version() -> str:
         return version("restaurant-sentiment")
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def register_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add models that routes reference by name (those reading their own body) to OpenAPI."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(js.pop("$defs", {}))
+                components[model.__name__] = js
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None, model: SentimentModel | None = None) -> FastAPI:
@@ -99,6 +127,7 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         )
 
     # Millisecond buckets, so the dashboard's latency p95 can resolve a fast prediction.
+    register_schemas(app, ReviewIn, BatchIn, Prediction, BatchOut, ErrorOut)
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
         app, latency_lowr_buckets=LATENCY_BUCKETS
     ).expose(app, include_in_schema=False)

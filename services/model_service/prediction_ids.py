@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
+import base64
+import hashlib
+import hmac
+import os
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+# An id is "<version>.<prediction>.<issued at, hex>.<nonce>.<signature>", signed with HMAC-SHA256.
+# (A general-purpose serializer cost ~15 µs per id, which a batch of 1,000 predictions felt.)
+_SIG_BYTES = 16
 
 
 class PredictionIdError(ValueError):
@@ -15,10 +21,11 @@ class PredictionIdError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PredictionRef:
-    """What a valid id says: which version predicted what."""
+    """What a valid id says: which version predicted what, and when."""
 
     version: str
     prediction: int
+    issued_at: int
     nonce: str
 
 
@@ -26,26 +33,30 @@ class PredictionIds:
     """Issues and verifies ids, and remembers recently used ones (bounded)."""
 
     def __init__(self, secret: str, max_age: int, remember: int = 100_000) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt="prediction-id")
+        self._key = hashlib.sha256(b"prediction-id:" + secret.encode()).digest()
         self._max_age = max_age
         self._used: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
 
+    def _sign(self, payload: str) -> str:
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:_SIG_BYTES]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
     def issue(self, version: str, prediction: int) -> str:
         """A new signed id for a prediction."""
-        return self._serializer.dumps([version, prediction, secrets.token_hex(8)])
+        payload = f"{version}.{prediction}.{int(time.time()):x}.{os.urandom(8).hex()}"
+        return f"{payload}.{self._sign(payload)}"
 
     def verify(self, token: str) -> PredictionRef:
         """Check the signature and age of an id."""
-        try:
-            version, prediction, nonce = self._serializer.loads(token, max_age=self._max_age)
-        except SignatureExpired as exc:
-            raise PredictionIdError("predictionId has expired") from exc
-        except (BadSignature, ValueError, TypeError) as exc:
-            raise PredictionIdError("predictionId is not valid") from exc
-        if not isinstance(version, str) or prediction not in (0, 1) or not isinstance(nonce, str):
+        payload, _, signature = token.rpartition(".")
+        if not payload or not hmac.compare_digest(self._sign(payload), signature):
             raise PredictionIdError("predictionId is not valid")
-        return PredictionRef(version, prediction, nonce)
+        version, prediction, issued, nonce = payload.split(".")
+        age = time.time() - int(issued, 16)
+        if age > self._max_age:
+            raise PredictionIdError("predictionId has expired")
+        return PredictionRef(version, int(prediction), int(issued, 16), nonce)
 
     def claim(self, ref: PredictionRef) -> None:
         """Mark an id as used; a second claim fails."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 MAX_REVIEW_CHARS = 5000
@@ -61,7 +59,7 @@ class Prediction(BaseModel):
     )
 
     review: str
-    prediction: Literal[0, 1]
+    prediction: int = Field(ge=0, le=1)
     restaurantName: str
     modelVersion: str
     predictionId: str = Field(description="Signed id to send back with the feedback.")

@@ -121,7 +121,10 @@ def train_version(version: str, corpus: Corpus, out: Path) -> dict[str, Any]:
     """Evaluate a version, fit it on the whole corpus and write its artefacts and metadata."""
     texts = [preprocess(review) for review in corpus.reviews]
     report = evaluate(version, texts, corpus.labels)
-    vectorizer, classifier = fit(version, texts, corpus.labels)
+    # The served model is the one evaluated: fitted on the training split only, so the held-out
+    # reviews (which the traffic simulator sends) are unseen and the recorded accuracy is its own.
+    x_train, _, y_train, _ = held_out_split(texts, corpus.labels)
+    vectorizer, classifier = fit(version, x_train, y_train)
     folder = out / version
     folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(vectorizer, folder / VECTORIZER_FILE)
@@ -130,7 +133,12 @@ def train_version(version: str, corpus: Corpus, out: Path) -> dict[str, Any]:
         "version": version,
         "vectorizer": type(vectorizer).__name__,
         "classifier": type(classifier).__name__,
-        "data": {"file": corpus.path.name, "sha256": corpus.sha256, "reviews": len(texts)},
+        "data": {
+            "file": corpus.path.name,
+            "sha256": corpus.sha256,
+            "reviews": len(texts),
+            "trained_on": len(x_train),
+        },
         "artefacts": {name: _sha256(folder / name) for name in (VECTORIZER_FILE, CLASSIFIER_FILE)},
         "held_out": {
             "fraction": HELD_OUT,

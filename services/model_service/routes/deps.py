@@ -12,22 +12,22 @@ from model_service.model import SentimentModel
 from model_service.prediction_ids import PredictionIds
 
 
-def get_model(request: Request) -> SentimentModel:
+async def get_model(request: Request) -> SentimentModel:
     model: SentimentModel | None = request.app.state.model
     if model is None:
         raise HTTPException(status_code=503, detail="model is not loaded yet")
     return model
 
 
-def get_metrics(request: Request) -> ExperimentMetrics:
+async def get_metrics(request: Request) -> ExperimentMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def get_prediction_ids(request: Request) -> PredictionIds:
+async def get_prediction_ids(request: Request) -> PredictionIds:
     return request.app.state.prediction_ids  # type: ignore[no-any-return]
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the model-service: `python -m bench` (or `make bench`)."""

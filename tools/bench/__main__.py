@@ -1,0 +1,188 @@
+"""Measure the model-service's speed targets in one run on this machine and print ratios.
+
+Targets: single-review scoring >= 20x faster than sklearn's pipeline.predict([review]);
+POST /predict >= 70% of GET /healthz requests/s at concurrency 8 on one uvicorn worker;
+POST /predict/batch >= 50,000 reviews/s; RSS after start <= 150 MB; start to ready < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sklearn.pipeline import FunctionTransformer, make_pipeline
+
+from model_service.corpus import load_corpus
+from model_service.model import SentimentModel
+from model_service.preprocess import preprocess
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "data" / "restaurant_reviews.tsv"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_scoring(model_dir: Path, reviews: list[str]) -> list[tuple[str, float, float, float]]:
+    """Per-review time of sklearn's pipeline.predict([review]) and of the serving path."""
+    rows = []
+    sample = reviews[:300]
+    for version in ("stable", "canary"):
+        model = SentimentModel.load(model_dir, version)
+        steps: list[object] = [FunctionTransformer(lambda xs: [preprocess(x) for x in xs])]
+        steps.append(model.vectorizer)
+        if type(model.classifier).__name__ == "GaussianNB":
+            steps.append(FunctionTransformer(lambda m: m.toarray(), accept_sparse=True))
+        pipeline = make_pipeline(*steps, model.classifier)
+        assert [int(pipeline.predict([r])[0]) for r in sample[:50]] == [
+            model.predict(r).prediction for r in sample[:50]
+        ]
+        start = time.perf_counter()
+        for review in sample:
+            pipeline.predict([review])
+        slow = (time.perf_counter() - start) / len(sample)
+        start = time.perf_counter()
+        for _ in range(10):
+            for review in sample:
+                model.predict(review)
+        fast = (time.perf_counter() - start) / (10 * len(sample))
+        rows.append((version, slow * 1e6, fast * 1e6, slow / fast))
+    return rows
+
+
+async def _load(port: int, request: bytes, total: int, concurrency: int) -> list[float]:
+    """Send `total` keep-alive requests over `concurrency` connections; return latencies."""
+    latencies: list[float] = []
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while remaining > 0:
+                remaining -= 1
+                start = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"unexpected answer: {head[:60]!r}")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - start)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def http_request(method: str, path: str, body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def run_load(port: int, request: bytes, total: int, concurrency: int) -> tuple[float, float, float]:
+    asyncio.run(_load(port, request, 200, concurrency))  # warm-up
+    start = time.perf_counter()
+    latencies = asyncio.run(_load(port, request, total, concurrency))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    return total / elapsed, statistics.median(latencies) * 1e3, p99 * 1e3
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "ml-model")
+    parser.add_argument("--requests", type=int, default=6000)
+    args = parser.parse_args(argv)
+    reviews = load_corpus(CORPUS).reviews
+    failures = []
+
+    print("Single-review scoring (per review, same model, same process)")
+    print(f"  {'version':<8} {'sklearn pipeline':>17} {'serving path':>13} {'speed-up':>9}")
+    for version, slow, fast, ratio in bench_scoring(args.model_dir, reviews):
+        print(f"  {version:<8} {slow:>14.1f} µs {fast:>10.1f} µs {ratio:>8.1f}x")
+        if ratio < 20:
+            failures.append(f"{version} scoring speed-up {ratio:.1f}x < 20x")
+
+    port = free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "model_service", "--port", str(port), "--model-version", "canary",
+         "--model-dir", str(args.model_dir), "--log-level", "warning"],  # fmt: skip
+        cwd=ROOT,
+    )
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.perf_counter() - started > 30:
+                print("error: the model-service did not start", file=sys.stderr)
+                return 2
+            time.sleep(0.01)
+        ready = time.perf_counter() - started
+        rss = rss_mb(server.pid)
+        print(f"\nStart to ready: {ready:.2f} s (target < 2 s); resident memory after start: {rss:.0f} MB (target <= 150 MB)")
+        if ready >= 2:
+            failures.append(f"start to ready {ready:.2f} s >= 2 s")
+        if rss > 150:
+            failures.append(f"RSS {rss:.0f} MB > 150 MB")
+
+        body = json.dumps({"review": "The pasta was divine but the waiter was rude.",
+                           "restaurantName": "Gourmet Haven"}).encode()  # fmt: skip
+        print(f"\nOne uvicorn worker, concurrency 8, {args.requests} requests each")
+        health = run_load(port, http_request("GET", "/healthz"), args.requests, 8)
+        predict = run_load(port, http_request("POST", "/predict", body), args.requests, 8)
+        for name, (rps, p50, p99) in (("GET /healthz", health), ("POST /predict", predict)):
+            print(f"  {name:<14} {rps:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+        share = predict[0] / health[0]
+        print(f"  /predict reaches {share:.0%} of /healthz (target >= 70%)")
+        if share < 0.7:
+            failures.append(f"/predict at {share:.0%} of /healthz < 70%")
+
+        batch = json.dumps({"reviews": [{"review": r, "restaurantName": "Sea Breeze Grill"}
+                                        for r in reviews[:1000]]}).encode()  # fmt: skip
+        rps, p50, _ = run_load(port, http_request("POST", "/predict/batch", batch), 40, 1)
+        per_second = rps * 1000
+        print(f"\nPOST /predict/batch (1,000 reviews): {per_second:,.0f} reviews/s, p50 {p50:.1f} ms per batch (target >= 50,000)")
+        if per_second < 50_000:
+            failures.append(f"batch {per_second:,.0f} reviews/s < 50,000")
+        print(f"Resident memory after the load: {rss_mb(server.pid):.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    if failures:
+        print("\nMissed targets: " + "; ".join(failures))
+        return 1
+    print("\nAll targets met.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
