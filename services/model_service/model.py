@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import pickle
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,13 +17,19 @@ import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.naive_bayes import GaussianNB
 
 from model_service.preprocess import preprocess
 
 VECTORIZER_FILE = "c1_BoW_Sentiment_Model.pkl"
 CLASSIFIER_FILE = "c2_Classifier_Sentiment_Model"
 METADATA_FILE = "metadata.json"
+
+
+def _is_gaussian_nb(classifier: Any) -> bool:
+    # Checked without importing sklearn.naive_bayes: a canary process never needs it in memory,
+    # and a GaussianNB can only exist once unpickling has imported that module.
+    module = sys.modules.get("sklearn.naive_bayes")
+    return module is not None and isinstance(classifier, module.GaussianNB)
 
 
 class ModelLoadError(RuntimeError):
@@ -107,7 +114,7 @@ class SentimentModel:
     def sklearn_predict(self, reviews: Sequence[str]) -> np.ndarray:
         """sklearn's own predictions, the reference the fast paths must reproduce."""
         features = self.vectorizer.transform([preprocess(r) for r in reviews])
-        if isinstance(self.classifier, GaussianNB):
+        if _is_gaussian_nb(self.classifier):
             features = features.toarray()
         return np.asarray(self.classifier.predict(features))
 
@@ -129,7 +136,7 @@ class SentimentModel:
 
     def _batch_proba(self, features: sparse.csr_matrix) -> np.ndarray:
         clf = self.classifier
-        if isinstance(clf, GaussianNB):
+        if _is_gaussian_nb(clf):
             squared = features.multiply(features)
             jll = np.asarray(
                 self._gnb_base + features @ self._gnb_linear.T - squared @ self._gnb_square.T
@@ -157,7 +164,7 @@ class SentimentModel:
         else:
             return self._fallback
 
-        if isinstance(clf, GaussianNB):
+        if _is_gaussian_nb(clf):
             var, theta = clf.var_, clf.theta_
             self._gnb_linear = theta / var
             self._gnb_square = 0.5 / var
