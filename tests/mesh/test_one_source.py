@@ -107,7 +107,10 @@ def test_envoyfilter_blocks_are_the_local_gateway_blocks(
     reply = _patch(envoyfilter, "NETWORK_FILTER")
     assert reply["patch"]["operation"] == "MERGE"
     assert reply["patch"]["value"] == gateway.local_reply_patch(values)
-    assert envoyfilter["spec"]["workloadSelector"]["labels"] == {"istio": "ingressgateway"}
+    chart_gateway = yaml.safe_load((CHART / "values.yaml").read_text())["gateway"]
+    assert envoyfilter["spec"]["workloadSelector"]["labels"] == chart_gateway["selector"]
+    # A workloadSelector reaches only pods of the EnvoyFilter's own namespace.
+    assert envoyfilter["metadata"]["namespace"] == (chart_gateway.get("namespace") or "shop")
 
 
 def test_envoyfilter_follows_changed_values() -> None:
