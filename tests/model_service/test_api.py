@@ -1,3 +1,4 @@
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -59,46 +60,39 @@ async def test_experiment_series_exist_at_zero_before_any_event(client: httpx.As
 
 
 async def test_metrics_after_a_known_sequence(client: httpx.AsyncClient) -> None:
-    verdicts = []
-    for review, restaurant in [
-        ("Absolutely delicious, friendly staff, we will be back!", "Gourmet Haven"),
-        ("Cold food, rude waiter, never again.", "Gourmet Haven"),
-        ("Wonderful fish and a lovely view.", "Sea Breeze Grill"),
-        ("Terrible, dirty and overpriced.", "Unlisted Diner"),
-    ]:
-        body = (
+    events = [  # review, restaurant, whether the user says the verdict was right
+        ("Absolutely delicious, friendly staff, we will be back!", "Gourmet Haven", True),
+        ("Cold food, rude waiter, never again.", "Gourmet Haven", False),
+        ("Wonderful fish and a lovely view.", "Sea Breeze Grill", False),
+        ("Terrible, dirty and overpriced.", "Unlisted Diner", True),
+    ]
+    expected: Counter[tuple[str, str]] = Counter()
+    accuracy = None
+    for review, restaurant, accurate in events:
+        v = (
             await client.post("/predict", json={"review": review, "restaurantName": restaurant})
         ).json()
-        verdicts.append(body)
-    assert [v["prediction"] for v in verdicts] == [1, 0, 1, 0]
-    answers = [(0, True), (1, False), (2, False), (3, True)]
-    accuracy = None
-    for index, accurate in answers:
-        v = verdicts[index]
+        label = restaurant if restaurant != "Unlisted Diner" else "other"
+        kind = "pos" if v["prediction"] == 1 else "neg"
+        outcome = ("true_" if accurate else "false_") + kind
+        expected.update([("predictions", label), (f"{kind}_predictions", label),
+                         (f"{outcome}_predictions", label)])  # fmt: skip
         response = await client.post(
             "/model-accuracy",
-            json={
-                "restaurantName": v["restaurantName"],
-                "accurate": accurate,
-                "prediction": v["prediction"],
-                "predictionId": v["predictionId"],
-            },
-        )
+            json={"restaurantName": restaurant, "accurate": accurate,
+                  "prediction": v["prediction"], "predictionId": v["predictionId"]},
+        )  # fmt: skip
         assert response.status_code == 200, response.text
         accuracy = response.json()["model-accuracy"]
     assert accuracy == 0.5
     m = samples((await client.get("/metrics")).text)
-    assert m[("predictions_total", "stable", "Gourmet Haven")] == 2
-    assert m[("pos_predictions_total", "stable", "Gourmet Haven")] == 1
-    assert m[("neg_predictions_total", "stable", "Gourmet Haven")] == 1
-    assert m[("predictions_total", "stable", "other")] == 1
+    for (name, label), count in expected.items():
+        assert m[(f"{name}_total", "stable", label)] == count, (name, label)
+    assert sum(v for k, v in m.items() if k[0] == "predictions_total") == 4
     assert ("predictions_total", "stable", "Unlisted Diner") not in m
-    assert m[("true_pos_predictions_total", "stable", "Gourmet Haven")] == 1
-    assert m[("false_neg_predictions_total", "stable", "Gourmet Haven")] == 1
-    assert m[("false_pos_predictions_total", "stable", "Sea Breeze Grill")] == 1
-    assert m[("true_neg_predictions_total", "stable", "other")] == 1
     assert m[("model_accuracy", "stable", "Gourmet Haven")] == 0.5
     assert m[("model_accuracy", "stable", "Sea Breeze Grill")] == 0.0
+    assert m[("model_accuracy", "stable", "other")] == 1.0
 
 
 @pytest.mark.parametrize(
