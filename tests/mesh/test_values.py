@@ -97,6 +97,15 @@ def test_port_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
+def test_unparsable_version_ports_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_SERVICE_PORTS", "stable=8091")
+    with pytest.raises(ConfigError, match="MODEL_SERVICE_PORTS: not a JSON object"):
+        load_settings()
+    monkeypatch.setenv("MODEL_SERVICE_PORTS", '{"stable": "x"}')
+    with pytest.raises(ConfigError, match=r"MODEL_SERVICE_PORTS\[stable\]: Input should be"):
+        load_settings()
+
+
 def test_port_plan_rejects_clashes_and_unknown_versions(values: Values) -> None:
     with pytest.raises(ConfigError, match="FRONTEND_PORT and GATEWAY_PORT are both port 8080"):
         port_plan(UpSettings(frontend_port=8080), values, prometheus=False)

@@ -74,7 +74,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localmesh", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m localmesh",
+        description="Run restaurant-sentiment locally behind an Envoy gateway generated from the "
+        "Helm chart's values, so traffic behaves as with the chart's Istio resources.",
+    )
     parser.add_argument(
         "--values", type=Path, default=DEFAULT_VALUES, help="the Helm chart's values file"
     )

@@ -7,7 +7,7 @@ import socket
 from typing import Annotated
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from localmesh.values import ConfigError, Values, describe_errors
 
@@ -31,6 +31,12 @@ def load_settings() -> UpSettings:
     """Read the settings from the environment; raise ConfigError naming the variable."""
     try:
         return UpSettings()
+    except SettingsError:
+        # The only structured (JSON) setting; pydantic-settings reports it without the value.
+        raise ConfigError(
+            "MODEL_SERVICE_PORTS: not a JSON object of version to port, "
+            'e.g. MODEL_SERVICE_PORTS=\'{"stable": 8091, "canary": 8092}\''
+        ) from None
     except ValidationError as exc:
         # The field names are the environment variables, upper-cased.
         named = []
