@@ -49,7 +49,8 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = N
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready:\n{out}")
+            code = proc.returncode
+            raise RuntimeError(f"process exited with {code} before {url} was ready:\n{out}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return

@@ -130,8 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "model_service", "--port", str(port), "--model-version", "canary",
-         "--model-dir", str(args.model_dir), "--log-level", "warning"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "model_service",
+            "--port",
+            str(port),
+            "--model-version",
+            "canary",
+            "--model-dir",
+            str(args.model_dir),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
     )
     try:
@@ -147,14 +158,15 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.01)
         ready = time.perf_counter() - started
         rss = rss_mb(server.pid)
-        print(f"\nStart to ready: {ready:.2f} s (target < 2 s); resident memory after start: {rss:.0f} MB (target <= 150 MB)")
+        print(f"\nStart to ready: {ready:.2f} s (target < 2 s)")
+        print(f"Resident memory after start: {rss:.0f} MB (target <= 150 MB)")
         if ready >= 2:
             failures.append(f"start to ready {ready:.2f} s >= 2 s")
         if rss > 150:
             failures.append(f"RSS {rss:.0f} MB > 150 MB")
 
-        body = json.dumps({"review": "The pasta was divine but the waiter was rude.",
-                           "restaurantName": "Gourmet Haven"}).encode()  # fmt: skip
+        review = {"review": "The pasta was divine but the waiter was rude.", "restaurantName": "x"}
+        body = json.dumps(review).encode()
         print(f"\nOne uvicorn worker, concurrency 8, {args.requests} requests each")
         health = run_load(port, http_request("GET", "/healthz"), args.requests, 8)
         predict = run_load(port, http_request("POST", "/predict", body), args.requests, 8)
@@ -165,11 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         if share < 0.7:
             failures.append(f"/predict at {share:.0%} of /healthz < 70%")
 
-        batch = json.dumps({"reviews": [{"review": r, "restaurantName": "Sea Breeze Grill"}
-                                        for r in reviews[:1000]]}).encode()  # fmt: skip
+        items = [{"review": r, "restaurantName": "Sea Breeze Grill"} for r in reviews[:1000]]
+        batch = json.dumps({"reviews": items}).encode()
         rps, p50, _ = run_load(port, http_request("POST", "/predict/batch", batch), 40, 1)
         per_second = rps * 1000
-        print(f"\nPOST /predict/batch (1,000 reviews): {per_second:,.0f} reviews/s, p50 {p50:.1f} ms per batch (target >= 50,000)")
+        print(
+            f"\nPOST /predict/batch (1,000 reviews): {per_second:,.0f} reviews/s, "
+            f"p50 {p50:.1f} ms per batch (target >= 50,000)"
+        )
         if per_second < 50_000:
             failures.append(f"batch {per_second:,.0f} reviews/s < 50,000")
         print(f"Resident memory after the load: {rss_mb(server.pid):.0f} MB")
