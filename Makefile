@@ -25,11 +25,11 @@ $(VENV)/.installed: pyproject.toml uv.lock
 models: install ## Train the stable and canary models into ml-model/ (DATA=file.tsv for another corpus)
 	$(PY) -m model_service.train --data $(DATA) --out $(MODEL_DIR)
 
-$(MODEL_DIR)/stable/metadata.json: | $(VENV)/.installed
+$(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json: | $(VENV)/.installed
 	$(PY) -m model_service.train --data $(DATA) --out $(MODEL_DIR)
 
-up: install $(MODEL_DIR)/stable/metadata.json ## Run everything locally behind the Envoy gateway on GATEWAY_PORT
-	$(PY) -m localmesh up
+up: install $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json ## Run everything locally behind the Envoy gateway on GATEWAY_PORT
+	$(PY) -m localmesh up --model-dir $(MODEL_DIR)
 
 lint: install ## Ruff and mypy on the code, hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check services tools tests

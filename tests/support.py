@@ -98,10 +98,12 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def model_service(version: str = "stable", port: int | None = None, **env: str) -> Iterator[str]:
+def model_service(
+    version: str = "stable", port: int | None = None, timeout: float = 90.0, **env: str
+) -> Iterator[str]:
     """Run the real model-service with uvicorn on a free port; yield its base URL."""
     port = port or free_port()
     args = [PYTHON, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--model-version", version]
-    with running(args, f"http://127.0.0.1:{port}/readyz", env=env):
+    with running(args, f"http://127.0.0.1:{port}/readyz", env=env, timeout=timeout):
         yield f"http://127.0.0.1:{port}"
