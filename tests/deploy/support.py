@@ -115,7 +115,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 class DockerIgnore:
-    """The .dockerignore rules: the last matching rule decides; a rule on a folder covers its files."""
+    """.dockerignore rules: the last matching rule decides; a folder rule covers its files."""
 
     def __init__(self, path: Path) -> None:
         self.rules: list[tuple[bool, str, re.Pattern[str]]] = []

@@ -72,7 +72,7 @@ def test_every_copy_source_exists_and_is_in_the_context(service: str) -> None:
 
 @pytest.mark.parametrize("service", sorted(DOCKERFILES))
 def test_multi_stage_on_the_projects_python(service: str) -> None:
-    args, stages = parse_dockerfile(DOCKERFILES[service])
+    _, stages = parse_dockerfile(DOCKERFILES[service])
     final = stages[-1]
     builders = [s for s in stages[:-1] if s.all("RUN")]
     assert builders, "dependencies are installed in a build stage"
