@@ -1,0 +1,53 @@
+"""One project version: pyproject.toml, the installed package, /version and the chart agree."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import version
+
+import httpx
+import yaml
+
+from model_service.app import create_app
+from model_service.config import Settings
+from tests.conftest import MODEL_DIR
+from tests.deploy.support import CHART
+from tests.support import ROOT
+
+PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+    "version"
+]
+
+
+def test_installed_package_is_the_project_version() -> None:
+    assert version("restaurant-sentiment") == PROJECT_VERSION, "reinstall: make install"
+
+
+async def test_model_service_reports_the_project_version() -> None:
+    app = create_app(Settings(model_dir=MODEL_DIR, feedback_secret="x" * 32))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://model") as client:
+            answer = await client.get("/version")
+    assert answer.status_code == 200
+    assert answer.json()["serviceVersion"] == PROJECT_VERSION
+
+
+def test_chart_version_and_app_version_are_the_project_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["appVersion"] == PROJECT_VERSION
+    assert chart["version"] == PROJECT_VERSION
+
+
+def test_chart_default_image_tags_are_the_app_version() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    # An empty frontend tag means the chart's appVersion.
+    assert values["frontend"]["tag"] in ("", PROJECT_VERSION)
+    for entry in values["modelService"]["versions"]:
+        assert entry["image"] in ("", PROJECT_VERSION), entry["name"]
+
+
+def test_compose_images_default_to_the_project_version() -> None:
+    text = (ROOT / "deploy" / "compose.yaml").read_text(encoding="utf-8")
+    tags = {line.rsplit(":-", 1)[1].rstrip("}") for line in text.splitlines() if "${TAG:-" in line}
+    assert tags == {PROJECT_VERSION}
