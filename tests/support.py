@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -97,13 +97,41 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
             proc.wait()
 
 
+def model_service_args(version: str, port: int) -> list[str]:
+    """The command line that starts one model-service version on a loopback port."""
+    return [PYTHON, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port),
+            "--model-version", version]  # fmt: skip
+
+
 @contextlib.contextmanager
 def model_service(
     version: str = "stable", port: int | None = None, timeout: float = 90.0, **env: str
 ) -> Iterator[str]:
     """Run the real model-service with uvicorn on a free port; yield its base URL."""
     port = port or free_port()
-    args = [PYTHON, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--model-version", version]
-    with running(args, f"http://127.0.0.1:{port}/readyz", env=env, timeout=timeout):
+    ready = f"http://127.0.0.1:{port}/readyz"
+    with running(model_service_args(version, port), ready, env=env, timeout=timeout):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def model_services(versions: Iterable[str], timeout: float = 120.0) -> Iterator[dict[str, int]]:
+    """Run several versions at once (their model loads overlap); yield version -> port."""
+    ports = {version: free_port() for version in versions}
+    procs = [
+        subprocess.Popen(
+            model_service_args(version, port),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for version, port in ports.items()
+    ]
+    try:
+        for proc, port in zip(procs, ports.values(), strict=True):
+            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=timeout, proc=proc)
+        yield ports
+    finally:
+        for proc in procs:
+            stop(proc)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import PYTHON, ROOT, free_port, running, stop, wait_http
+from tests.support import PYTHON, ROOT, free_port, running
+from tests.support import model_services as start_model_services
 
 
 @dataclass(frozen=True)
@@ -59,48 +60,22 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     from localmesh.values import load_values
 
     values = load_values()
-    ports = {name: free_port() for name in values.version_names}
-    procs = [
-        subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "model_service",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--model-version",
-                name,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name, port in ports.items()
-    ]
     listen = gateway.Listen(
         gateway=gateway.Address("127.0.0.1", free_port()),
         mesh=gateway.Address("127.0.0.1", free_port()),
         admin=gateway.Address("127.0.0.1", free_port()),
     )
     config = tmp_path_factory.mktemp("envoy") / "envoy.yaml"
-    upstreams = gateway.local_upstreams(ports, free_port())
-    config.write_text(yaml.safe_dump(gateway.build_bootstrap(values, upstreams, listen)))
     envoy = [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"]
-    try:
-        for proc, port in zip(procs, ports.values(), strict=True):
-            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=proc)
+    with start_model_services(values.version_names) as ports:
+        upstreams = gateway.local_upstreams(ports, free_port())
+        config.write_text(yaml.safe_dump(gateway.build_bootstrap(values, upstreams, listen)))
         with running(envoy, f"http://127.0.0.1:{listen.admin.port}/ready", timeout=60):
             yield Mesh(
                 gateway=f"http://127.0.0.1:{listen.gateway.port}",
                 service_host=values.hosts.service,
                 model_service_ports=ports,
             )
-    finally:
-        for proc in procs:
-            stop(proc)
 
 
 @contextlib.contextmanager

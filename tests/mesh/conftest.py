@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Iterator
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -15,7 +14,8 @@ import yaml
 from localmesh import gateway
 from localmesh.up import envoy_binary
 from localmesh.values import Values, load_values
-from tests.support import PYTHON, ROOT, free_port, running, stop, wait_http
+from tests.support import PYTHON, ROOT, free_port, running
+from tests.support import model_services as start_model_services
 
 
 @pytest.fixture(scope="session")
@@ -53,35 +53,8 @@ def model_services(values: Values) -> Iterator[dict[str, int]]:
     """Every version of the values file as a real model-service; yields version -> port."""
     if not (ROOT / "ml-model" / "stable" / "metadata.json").exists():
         pytest.fail("ml-model/ has no trained models: run `make models` first")
-    ports = {name: free_port() for name in values.version_names}
-    # Started together and waited for generously: loading a model takes seconds on a busy machine.
-    procs = [
-        subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "model_service",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--model-version",
-                name,
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name, port in ports.items()
-    ]
-    try:
-        for proc, port in zip(procs, ports.values(), strict=True):
-            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120, proc=proc)
+    with start_model_services(values.version_names) as ports:
         yield ports
-    finally:
-        for proc in procs:
-            stop(proc)
 
 
 @pytest.fixture(scope="session")
