@@ -103,3 +103,60 @@ The pod and container security settings shared by every workload.
 {{- define "restaurant-sentiment.podSecurityContext" -}}
 {{- toYaml .Values.podSecurityContext }}
 {{- end }}
+
+{{/*
+ServiceAccount of the frontend pods: the identity the model-service's policy admits.
+*/}}
+{{- define "restaurant-sentiment.frontend.serviceAccount" -}}
+{{- include "restaurant-sentiment.frontend.fullname" . }}
+{{- end }}
+
+{{/*
+ServiceAccount of every model-service pod (all versions).
+*/}}
+{{- define "restaurant-sentiment.modelService.serviceAccount" -}}
+{{- include "restaurant-sentiment.modelService.host" . }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the key that signs prediction ids.
+*/}}
+{{- define "restaurant-sentiment.feedbackSecret" -}}
+{{- .Values.feedback.existingSecret | default (printf "%s-feedback" (include "restaurant-sentiment.fullname" .)) }}
+{{- end }}
+
+{{/*
+Istio (SPIFFE) principals of the callers the AuthorizationPolicies admit.
+*/}}
+{{- define "restaurant-sentiment.principal.gateway" -}}
+{{- printf "%s/ns/%s/sa/%s" .Values.meshSecurity.trustDomain .Values.gateway.namespace .Values.gateway.serviceAccount }}
+{{- end }}
+
+{{- define "restaurant-sentiment.principal.frontend" -}}
+{{- printf "%s/ns/%s/sa/%s" .Values.meshSecurity.trustDomain .Release.Namespace (include "restaurant-sentiment.frontend.serviceAccount" .) }}
+{{- end }}
+
+{{- define "restaurant-sentiment.principal.prometheus" -}}
+{{- with .Values.meshSecurity.prometheus }}
+{{- printf "%s/ns/%s/sa/%s" $.Values.meshSecurity.trustDomain .namespace .serviceAccount }}
+{{- end }}
+{{- end }}
+
+{{/*
+True (non-empty) when Prometheus must present its Istio certificate to scrape.
+*/}}
+{{- define "restaurant-sentiment.scrapeWithIstioCerts" -}}
+{{- if and .Values.meshSecurity.enabled (eq .Values.meshSecurity.mtlsMode "STRICT") }}true{{ end }}
+{{- end }}
+
+{{/*
+Where `helm test` posts a review. The test pod has no sidecar, so with mesh security on it goes
+the way users do, through the ingress gateway; otherwise straight to the Service.
+*/}}
+{{- define "restaurant-sentiment.helmTestUrl" -}}
+{{- if .Values.meshSecurity.enabled }}
+{{- printf "http://%s.%s.svc:%d/predict" .Values.gateway.service .Values.gateway.namespace (int .Values.gateway.port) }}
+{{- else }}
+{{- printf "http://%s:%d/predict" (include "restaurant-sentiment.modelService.host" .) (int .Values.modelService.port) }}
+{{- end }}
+{{- end }}
