@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
@@ -87,3 +96,122 @@ def app_stack(
         envoy(bootstrap, tmp_path_factory.mktemp("app")),
     ):
         yield listen
+
+
+@dataclass
+class Up:
+    """A running `python -m localmesh up` and the lines it printed so far."""
+
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def start_reader(self) -> None:
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self._queue.put(line.rstrip("\n"))
+            self._queue.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float = 150.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"up exited before printing {text!r}:\n" + self.output)
+            self.lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} not printed after {timeout}s:\n" + self.output)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                return
+            if line is None:
+                return
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below pid, from /proc (children may sit in their own sessions)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@contextlib.contextmanager
+def start_up(run_dir: Path) -> Iterator[Up]:
+    """`python -m localmesh up` (what `make up` runs) on free ports, stopped afterwards."""
+    if not (ROOT / "ml-model" / "stable" / "metadata.json").exists():
+        pytest.fail("ml-model/ has no trained models: run `make models` first")
+    ports = {
+        "GATEWAY_PORT": free_port(),
+        "MESH_PORT": free_port(),
+        "ENVOY_ADMIN_PORT": free_port(),
+        "FRONTEND_PORT": free_port(),
+        "PROMETHEUS_PORT": free_port(),
+    }
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
+    env["MODEL_SERVICE_PORTS"] = json.dumps({"stable": free_port(), "canary": free_port()})
+    env["LOCALMESH_RUN_DIR"] = str(run_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localmesh", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    running = Up(proc, env)
+    running.start_reader()
+    try:
+        yield running
+    finally:
+        if proc.poll() is None:
+            # A failed test must not leave the whole app running.
+            for pid in descendants(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    with start_up(tmp_path / "run") as running:
+        yield running

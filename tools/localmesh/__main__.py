@@ -1,8 +1,11 @@
-"""Command line: `python -m localmesh up` and `python -m localmesh render-envoy`."""
+"""Command line: `python -m localmesh up|render-envoy|promote|rollback`."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,7 +73,45 @@ def _up(args: argparse.Namespace) -> int:
     from localmesh.settings import load_settings
 
     values = load_values(args.values)
-    return up.run(values, load_settings(), args.model_dir)
+    return up.run(values, load_settings(), args.model_dir, args.values)
+
+
+def _dry_run(args: argparse.Namespace) -> bool:
+    return bool(args.dry_run) or os.environ.get("DRY_RUN", "") == "1"
+
+
+def _move_traffic(args: argparse.Namespace) -> int:
+    """`promote` / `rollback`: all new traffic to one version, locally or in Kubernetes."""
+    from localmesh import traffic
+
+    if args.kubernetes:
+        command = traffic.helm_command(args.values, args.version, args.release, args.namespace)
+        if _dry_run(args):
+            print(traffic.format_command(command))
+            return 0
+        helm = shutil.which("helm")
+        if helm is None:
+            raise ConfigError(
+                "helm is not on the PATH: install it, or print the command with DRY_RUN=1"
+            )
+        print(f"+ {traffic.format_command(command)}", flush=True)
+        return subprocess.run([helm, *command[1:]], check=False).returncode
+    from localmesh.settings import load_settings
+
+    port = load_settings().gateway_port
+    if _dry_run(args):
+        _, state = traffic.load_state(port)
+        weights = traffic.winner_weights(load_values(Path(state.values)), args.version)
+        print(f"would route all new traffic of the gateway on port {port} to {args.version}: "
+              f"{traffic.describe(weights)}")  # fmt: skip
+        return 0
+    state, weights = traffic.apply_local(args.version, port)
+    print(
+        f"gateway on port {port}: {traffic.describe(weights)}; clients pinned to another version "
+        f"move to {args.version} with their next request. Until `make up` restarts, which reads "
+        f"{state.values} again."
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +137,33 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--upstreams", choices=["local", "compose"], default="local")
     render.add_argument("--out", type=Path, help="file to write (default: standard output)")
     render.set_defaults(handler=_render_envoy)
+    for name, default, what in (
+        ("promote", "canary", "the version that won"),
+        ("rollback", "stable", "the version to go back to"),
+    ):
+        move = commands.add_parser(
+            name,
+            help=f"send all traffic to one version (default {default}): reload the running "
+            "`make up` gateway without dropping requests, or `helm upgrade` with --kubernetes",
+        )
+        move.add_argument("version", nargs="?", default=default, help=f"{what} (default {default})")
+        move.add_argument(
+            "--kubernetes", action="store_true", help="run `helm upgrade --reuse-values` instead"
+        )
+        move.add_argument(
+            "--dry-run", action="store_true", help="print what would be done (also DRY_RUN=1)"
+        )
+        move.add_argument(
+            "--release",
+            default=os.environ.get("RELEASE") or "restaurant-sentiment",
+            help="Helm release (RELEASE, default restaurant-sentiment)",
+        )
+        move.add_argument(
+            "--namespace",
+            default=os.environ.get("NAMESPACE") or "restaurant",
+            help="namespace of the release (NAMESPACE, default restaurant)",
+        )
+        move.set_defaults(handler=_move_traffic)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from localmesh.values import Values
 
@@ -190,22 +195,27 @@ def _percent(runtime_key: str) -> dict[str, Any]:
 
 
 def model_service_routes(values: Values) -> list[dict[str, Any]]:
-    """Cookie routes per version, then the weighted route that sets the cookie."""
+    """Cookie routes per live version, then the weighted route that sets the cookie.
+
+    A version at weight 0 is retired (promoted away from or rolled back): it has no cookie route,
+    so a client still pinned to it falls through to the weighted route and is pinned anew.
+    """
     routes: list[dict[str, Any]] = [
         {
-            "name": f"cookie-{name}",
+            "name": f"cookie-{v.name}",
             "match": {
                 "prefix": "/",
                 "headers": [
                     {
                         "name": "cookie",
-                        "string_match": {"safe_regex": {"regex": cookie_regex(values, name)}},
+                        "string_match": {"safe_regex": {"regex": cookie_regex(values, v.name)}},
                     }
                 ],
             },
-            "route": {"cluster": cluster_name(name)},
+            "route": {"cluster": cluster_name(v.name)},
         }
-        for name in values.version_names
+        for v in values.model_service.versions
+        if v.weight > 0
     ]
     weighted = [
         {
@@ -377,3 +387,68 @@ def build_bootstrap(values: Values, upstreams: Upstreams, listen: Listen) -> dic
             ]
         },
     }
+
+
+# --- Routes served from files (RDS over the filesystem), so weights change without a restart. ---
+
+ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+# The listeners whose routes can change at run time; the stats listener keeps its inline routes.
+DYNAMIC_LISTENERS = ("gateway", "mesh")
+
+
+def route_file(routes_dir: Path, listener: str) -> Path:
+    """The file Envoy watches for one listener's route configuration."""
+    return routes_dir / f"{listener}-routes.yaml"
+
+
+def _hcm_config(listener: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    return config
+
+
+def route_configs(bootstrap: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each dynamic listener's inline route configuration, by listener name."""
+    return {
+        listener["name"]: _hcm_config(listener)["route_config"]
+        for listener in bootstrap["static_resources"]["listeners"]
+        if listener["name"] in DYNAMIC_LISTENERS
+    }
+
+
+def route_discovery(route_config: dict[str, Any], version: str) -> dict[str, Any]:
+    """A route file's content: a discovery response holding one route configuration."""
+    return {"version_info": version, "resources": [{"@type": ROUTE_CONFIG_TYPE, **route_config}]}
+
+
+def with_file_routes(bootstrap: dict[str, Any], routes_dir: Path) -> dict[str, Any]:
+    """The bootstrap with the gateway and mesh routes read from watched files instead of inline.
+
+    Envoy re-reads a route file when another file is moved onto it and swaps the routes
+    atomically: connections and requests in flight are not touched.
+    """
+    dynamic = copy.deepcopy(bootstrap)
+    for listener in dynamic["static_resources"]["listeners"]:
+        if listener["name"] not in DYNAMIC_LISTENERS:
+            continue
+        config = _hcm_config(listener)
+        name = config.pop("route_config")["name"]
+        config["rds"] = {
+            "route_config_name": name,
+            "config_source": {
+                "resource_api_version": "V3",
+                "path_config_source": {"path": str(route_file(routes_dir, listener["name"]))},
+            },
+        }
+    # Dynamic resources need a node identity, even when they come from files.
+    return {"node": {"id": "localmesh", "cluster": "localmesh"}, **dynamic}
+
+
+def write_route_files(bootstrap: dict[str, Any], routes_dir: Path, version: str) -> None:
+    """Write each listener's routes atomically: a temporary file, then a rename onto the target."""
+    routes_dir.mkdir(parents=True, exist_ok=True)
+    for listener, route_config in route_configs(bootstrap).items():
+        target = route_file(routes_dir, listener)
+        temporary = target.with_name(f".{target.name}.tmp")
+        text = yaml.safe_dump(route_discovery(route_config, version), sort_keys=False)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import secrets
 import shlex
@@ -19,7 +20,7 @@ import yaml
 from honcho.manager import Manager
 from honcho.printer import Message, Printer
 
-from localmesh import gateway, prometheus
+from localmesh import gateway, prometheus, traffic
 from localmesh.settings import UpSettings, check_ports_free, port_plan
 from localmesh.values import ConfigError, Values, check_model_folders
 
@@ -61,9 +62,12 @@ def plan(
     model_dir: Path,
     workdir: Path,
     prometheus_bin: str | None,
+    routes_dir: Path | None = None,
+    values_path: Path | None = None,
 ) -> list[Service]:
     """The processes to run, with their configuration files written into workdir."""
     python = sys.executable
+    routes_dir = routes_dir or workdir
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # One key per run, shared by the versions as a Secret would be in the cluster, so a
     # prediction id from one version verifies on the other; never written to disk.
@@ -110,7 +114,7 @@ def plan(
                 mesh_url,
             ],
             f"http://127.0.0.1:{settings.frontend_port}/healthz",
-            base_env,
+            {**base_env, **frontend_experiment_env(values, settings, values_path)},
         )
     )
     upstreams = gateway.local_upstreams(
@@ -122,8 +126,11 @@ def plan(
         admin=gateway.Address("127.0.0.1", settings.envoy_admin_port),
         access_log=True,
     )
+    # The routes live in files Envoy watches, so `make promote` can change weights in place.
+    bootstrap = gateway.build_bootstrap(values, upstreams, listen)
+    gateway.write_route_files(bootstrap, routes_dir, "initial")
     envoy_config = workdir / "envoy.yaml"
-    envoy_config.write_text(yaml.safe_dump(gateway.build_bootstrap(values, upstreams, listen)))
+    envoy_config.write_text(yaml.safe_dump(gateway.with_file_routes(bootstrap, routes_dir)))
     services.append(
         Service(
             "gateway",
@@ -162,6 +169,30 @@ def plan(
             )
         )
     return services
+
+
+def frontend_experiment_env(
+    values: Values, settings: UpSettings, values_path: Path | None
+) -> dict[str, str]:
+    """The /experiment page's sources and thresholds.
+
+    It reads every version's /metrics directly (through the mesh it would reach only the version
+    of its cookie), and the thresholds and weights of the values file `make up` runs with.
+    """
+    urls = [
+        f"http://127.0.0.1:{settings.model_service_ports[name]}/metrics"
+        for name in values.version_names
+    ]
+    env = {"FRONTEND_EXPERIMENT_METRICS_URLS": json.dumps(urls)}
+    if values_path is not None:
+        raw = yaml.safe_load(values_path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict):
+            subset = {
+                "experiment": raw.get("experiment"),
+                "modelService": {"versions": (raw.get("modelService") or {}).get("versions")},
+            }
+            env["FRONTEND_EXPERIMENT_CONFIG"] = json.dumps(subset)
+    return env
 
 
 def upstreams_ports(upstreams: gateway.Upstreams) -> dict[str, int]:
@@ -226,13 +257,51 @@ class _Watcher(threading.Thread):
             self.say(self.banner)
 
 
-def run(values: Values, settings: UpSettings, model_dir: Path) -> int:
+def run(values: Values, settings: UpSettings, model_dir: Path, values_path: Path) -> int:
     """Start everything, print the URLs once ready, and stop everything on Ctrl-C or SIGTERM."""
     check_model_folders(values, model_dir)
     prometheus_bin = shutil.which("prometheus")
     check_ports_free(port_plan(settings, values, prometheus=prometheus_bin is not None))
+    directory = traffic.run_dir(settings.gateway_port)
+    # The port was free, so whatever is left there belongs to a `make up` that is gone.
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        directory.mkdir(parents=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run directory {directory}: {exc.strerror}") from None
+    try:
+        return _run(values, values_path, settings, model_dir, prometheus_bin, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(
+    values: Values,
+    values_path: Path,
+    settings: UpSettings,
+    model_dir: Path,
+    prometheus_bin: str | None,
+    directory: Path,
+) -> int:
     with tempfile.TemporaryDirectory(prefix="localmesh-") as tmp:
-        services = plan(values, settings, model_dir.resolve(), Path(tmp), prometheus_bin)
+        services = plan(
+            values, settings, model_dir.resolve(), Path(tmp), prometheus_bin, directory, values_path
+        )
+        traffic.save_state(
+            directory,
+            traffic.RunState(
+                pid=os.getpid(),
+                values=str(values_path.resolve()),
+                gateway_port=settings.gateway_port,
+                mesh_port=settings.mesh_port,
+                admin_port=settings.envoy_admin_port,
+                frontend_port=settings.frontend_port,
+                model_service_ports={
+                    n: settings.model_service_ports[n] for n in values.version_names
+                },
+                weights={v.name: v.weight for v in values.model_service.versions},
+            ),
+        )
         printer = Printer(sys.stdout)
         manager = Manager(printer)
         for service in services:
