@@ -9,7 +9,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from model_service.config import Settings
-from model_service.model import ModelLoadError, SentimentModel
+from model_service.model import Loading, ModelLoadError
 
 
 def settings_error(exc: ValidationError) -> str:
@@ -38,11 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: invalid configuration\n{settings_error(exc)}", file=sys.stderr)
         return 2
     try:
-        model = SentimentModel.load(settings.model_dir, settings.model_version)
+        # The model loads in a child process while this one imports the web stack.
+        loading = Loading(settings.model_dir, settings.model_version)
+        from model_service.app import create_app
+
+        model = loading.result()
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from model_service.app import create_app
 
     uvicorn.run(
         create_app(settings, model),

@@ -1,4 +1,8 @@
-"""Loading a model version's artefacts and scoring reviews with them (no HTTP here)."""
+"""Loading a model version and scoring reviews with it (no HTTP, and no sklearn, here).
+
+The artefacts are sklearn objects; ``model_service.artefacts`` reduces them to tables in a child
+process, so serving costs a few dictionary look-ups per review and the serving process stays small.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,21 @@ import hashlib
 import json
 import math
 import pickle
+import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from model_service.preprocess import preprocess
 
 VECTORIZER_FILE = "c1_BoW_Sentiment_Model.pkl"
 CLASSIFIER_FILE = "c2_Classifier_Sentiment_Model"
 METADATA_FILE = "metadata.json"
-
-
-def _is_gaussian_nb(classifier: Any) -> bool:
-    # Checked without importing sklearn.naive_bayes: a canary process never needs it in memory,
-    # and a GaussianNB can only exist once unpickling has imported that module.
-    module = sys.modules.get("sklearn.naive_bayes")
-    return module is not None and isinstance(classifier, module.GaussianNB)
 
 
 class ModelLoadError(RuntimeError):
@@ -44,186 +39,238 @@ class Scored:
     confidence: float
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _load_artefact(path: Path, expected_sha256: str | None) -> Any:
-    if not path.is_file():
-        raise ModelLoadError(f"model artefact {path} is missing")
-    if expected_sha256 is not None and _sha256(path) != expected_sha256:
-        raise ModelLoadError(
-            f"model artefact {path} does not match the sha256 in its {METADATA_FILE}"
-        )
-    try:
-        return joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError, OSError) as exc:  # fmt: skip
-        raise ModelLoadError(f"model artefact {path} is corrupt or unreadable: {exc}") from exc
-
-
 def _verdict(z: float, negative: int, positive: int) -> Scored:
     """Turn a log-odds score into a verdict; ties go to the first class, as in sklearn."""
     p = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
     return Scored(positive, p) if z > 0 else Scored(negative, 1.0 - p)
 
 
-class SentimentModel:
-    """A fitted vectoriser and classifier, scored without sklearn's per-call overhead."""
+def _read_metadata(folder: Path) -> dict[str, Any]:
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+        dict(metadata.get("artefacts", {}))
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        raise ModelLoadError(f"model metadata {path} is not valid JSON: {exc}") from exc
+    return metadata  # type: ignore[no-any-return]
 
-    def __init__(self, version: str, vectorizer: Any, classifier: Any, metadata: dict[str, Any]):
+
+def _check_checksums(folder: Path, metadata: dict[str, Any]) -> None:
+    for name in (VECTORIZER_FILE, CLASSIFIER_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise ModelLoadError(f"model artefact {path} is missing")
+        expected = metadata.get("artefacts", {}).get(name)
+        if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise ModelLoadError(
+                f"model artefact {path} does not match the sha256 in its {METADATA_FILE}"
+            )
+
+
+class Loading:
+    """A model version being loaded; the tables are built in a child process meanwhile."""
+
+    def __init__(self, model_dir: Path, version: str) -> None:
+        self.folder = model_dir / version
         self.version = version
-        self.vectorizer = vectorizer
-        self.classifier = classifier
+        if not self.folder.is_dir():
+            raise ModelLoadError(f"model folder {self.folder} does not exist (run `make models`)")
+        self.metadata = _read_metadata(self.folder)
+        _check_checksums(self.folder, self.metadata)
+        self._child: subprocess.Popen[bytes] | None = None
+        if "sklearn" in sys.modules:
+            return  # the child only keeps sklearn out of memory; here it is loaded already
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "model_service.artefacts", str(self.folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def result(self) -> SentimentModel:
+        """Wait for the child (if any) and build the model."""
+        if self._child is None:
+            from model_service.artefacts import ArtefactError, load_sklearn
+            from model_service.artefacts import tables as build_tables
+
+            try:
+                objects = load_sklearn(self.folder)
+            except ArtefactError as exc:
+                raise ModelLoadError(str(exc)) from exc
+            compiled = build_tables(*objects)
+            return SentimentModel(self.version, self.folder, self.metadata, compiled, objects)
+        out, err = self._child.communicate()
+        if self._child.returncode != 0:
+            message = err.decode(errors="replace").strip()
+            raise ModelLoadError(message or f"cannot load the model in {self.folder}")
+        # The child is our own code reading files we just checked; its output is plain data.
+        tables = pickle.loads(out)
+        if tables is None:
+            from model_service.artefacts import load_sklearn
+
+            objects = load_sklearn(self.folder)
+            return SentimentModel(self.version, self.folder, self.metadata, None, objects)
+        return SentimentModel(self.version, self.folder, self.metadata, tables, None)
+
+
+class SentimentModel:
+    """A bag-of-words model scored from tables, one review or a batch at a time."""
+
+    def __init__(
+        self,
+        version: str,
+        folder: Path,
+        metadata: dict[str, Any],
+        tables: dict[str, Any] | None,
+        sklearn_objects: tuple[Any, Any] | None,
+    ) -> None:
+        self.version = version
+        self.folder = folder
         self.metadata = metadata
-        self.classes = [int(c) for c in classifier.classes_]
-        self._analyzer: Callable[[str], list[str]] = vectorizer.build_analyzer()
-        self._score_one = self._compile()
+        self._sklearn = sklearn_objects
+        self._by_sklearn = tables is None
+        if tables is None:
+            # A kind of model the tables do not cover: sklearn scores it, slowly but correctly.
+            assert sklearn_objects is not None
+            self.classes = [int(c) for c in sklearn_objects[1].classes_]
+            return
+        self.classes = list(tables["classes"])
+        self._vocabulary: dict[str, int] = tables["vocabulary"]
+        self._min_len: int = tables["min_len"]
+        self._ngrams: tuple[int, int] = tables["ngram_range"]
+        self._binary: bool = tables["binary"]
+        self._sublinear: bool = tables["sublinear"]
+        self._l2: bool = tables["l2"]
+        self._gnb = tables["kind"] == "gnb"
+        self._bias: float = tables["bias"]
+        self._weights: np.ndarray = tables["weights"]
+        n = len(self._weights)
+        self._idf: np.ndarray = tables["idf"] if tables["idf"] is not None else np.ones(n)
+        self._square: np.ndarray = tables["square"] if self._gnb else np.zeros(n)
+        # term -> (weight, idf or GaussianNB square term): one look-up per word of a review.
+        second = self._square if self._gnb else self._idf
+        self._table = {
+            t: (w, s)
+            for t, w, s in zip(
+                self._vocabulary,
+                self._weights[list(self._vocabulary.values())].tolist(),
+                second[list(self._vocabulary.values())].tolist(),
+                strict=True,
+            )
+        }
 
     @classmethod
     def load(cls, model_dir: Path, version: str) -> SentimentModel:
         """Load ml-model/<version>/, checking each artefact against metadata.json."""
-        folder = model_dir / version
-        if not folder.is_dir():
-            raise ModelLoadError(f"model folder {folder} does not exist (run `make models`)")
-        meta_path = folder / METADATA_FILE
-        metadata: dict[str, Any] = {}
-        checksums: dict[str, str] = {}
-        if meta_path.is_file():
-            try:
-                metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-                checksums = dict(metadata.get("artefacts", {}))
-            except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
-                raise ModelLoadError(
-                    f"model metadata {meta_path} is not valid JSON: {exc}"
-                ) from exc
-        vectorizer = _load_artefact(folder / VECTORIZER_FILE, checksums.get(VECTORIZER_FILE))
-        classifier = _load_artefact(folder / CLASSIFIER_FILE, checksums.get(CLASSIFIER_FILE))
-        if not hasattr(vectorizer, "transform") or not hasattr(vectorizer, "build_analyzer"):
-            raise ModelLoadError(
-                f"model artefact {folder / VECTORIZER_FILE} is not a text vectoriser"
-            )
-        if not hasattr(classifier, "predict_proba") or not hasattr(classifier, "classes_"):
-            raise ModelLoadError(
-                f"model artefact {folder / CLASSIFIER_FILE} is not a fitted classifier"
-            )
-        return cls(version, vectorizer, classifier, metadata)
+        return Loading(model_dir, version).result()
 
     # -- reference path: exactly what sklearn does, used by tests and benchmarks --------------
 
+    def sklearn_objects(self) -> tuple[Any, Any]:
+        """The fitted sklearn vectoriser and classifier (loaded on first use)."""
+        if self._sklearn is None:
+            from model_service.artefacts import ArtefactError, load_sklearn
+
+            try:
+                self._sklearn = load_sklearn(self.folder)
+            except ArtefactError as exc:
+                raise ModelLoadError(str(exc)) from exc
+        return self._sklearn
+
     def sklearn_predict(self, reviews: Sequence[str]) -> np.ndarray:
-        """sklearn's own predictions, the reference the fast paths must reproduce."""
-        features = self.vectorizer.transform([preprocess(r) for r in reviews])
-        if _is_gaussian_nb(self.classifier):
+        """sklearn's own predictions, the reference the serving paths must reproduce."""
+        from model_service.artefacts import is_gaussian_nb
+
+        vectorizer, classifier = self.sklearn_objects()
+        features = vectorizer.transform([preprocess(r) for r in reviews])
+        if is_gaussian_nb(classifier):
             features = features.toarray()
-        return np.asarray(self.classifier.predict(features))
+        return np.asarray(classifier.predict(features))
 
     # -- serving paths -------------------------------------------------------------------------
 
+    def _terms(self, text: str) -> list[str]:
+        """The vectoriser's terms for a preprocessed review (sklearn's word analyzer)."""
+        words = text.split()
+        if self._min_len > 1:
+            words = [w for w in words if len(w) >= self._min_len]
+        low, high = self._ngrams
+        terms = list(words) if low == 1 else []
+        for n in range(max(low, 2), high + 1):
+            terms += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        return terms
+
     def predict(self, review: str) -> Scored:
         """Score one review."""
-        return self._score_one(preprocess(review))
+        if self._by_sklearn:
+            return self._sklearn_batch([review])[0]
+        table = self._table
+        counts = Counter(t for t in self._terms(preprocess(review)) if t in table)
+        negative, positive = self.classes
+        z = self._bias
+        if self._gnb:
+            for term, count in counts.items():
+                x = 1 if self._binary else count
+                weight, square = table[term]
+                z += x * weight - x * x * square
+            return _verdict(z, negative, positive)
+        dot = norm = 0.0
+        for term, count in counts.items():
+            weight, idf = table[term]
+            tf = 1.0 if self._binary else (1.0 + math.log(count) if self._sublinear else count)
+            value = tf * idf
+            dot += weight * value
+            norm += value * value
+        if self._l2 and norm > 0.0:
+            dot /= math.sqrt(norm)
+        return _verdict(z + dot, negative, positive)
 
     def predict_batch(self, reviews: Sequence[str]) -> list[Scored]:
-        """Score many reviews in one vectorised pass."""
-        features = self.vectorizer.transform([preprocess(r) for r in reviews])
-        proba = self._batch_proba(features)
-        best = proba.argmax(axis=1)
+        """Score many reviews in one vectorised pass over all their terms."""
+        if self._by_sklearn:
+            return self._sklearn_batch(reviews)
+        vocabulary_get = self._vocabulary.get
+        docs: list[int] = []
+        ids: list[int] = []
+        for doc, review in enumerate(reviews):
+            for term in self._terms(preprocess(review)):
+                index = vocabulary_get(term)
+                if index is not None:
+                    docs.append(doc)
+                    ids.append(index)
+        n_docs, n_terms = len(reviews), len(self._weights)
+        keys, counts = np.unique(
+            np.asarray(docs, dtype=np.int64) * n_terms + np.asarray(ids, dtype=np.int64),
+            return_counts=True,
+        )
+        doc_of, term_of = keys // n_terms, keys % n_terms
+        x = np.ones(len(keys)) if self._binary else counts.astype(float)
+        if self._gnb:
+            contrib = x * self._weights[term_of] - x * x * self._square[term_of]
+        else:
+            value = (np.log(x) + 1.0 if self._sublinear else x) * self._idf[term_of]
+            if self._l2:
+                norm = np.sqrt(np.bincount(doc_of, weights=value * value, minlength=n_docs))
+                value = value / norm[doc_of]
+            contrib = value * self._weights[term_of]
+        z = self._bias + np.bincount(doc_of, weights=contrib, minlength=n_docs)
+        positive = 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+        negative_class, positive_class = self.classes
         return [
-            Scored(self.classes[i], float(p))
-            for i, p in zip(best.tolist(), proba[np.arange(len(best)), best].tolist(), strict=True)
+            Scored(positive_class, p) if s > 0 else Scored(negative_class, 1.0 - p)
+            for s, p in zip(z.tolist(), positive.tolist(), strict=True)
         ]
 
-    def _batch_proba(self, features: sparse.csr_matrix) -> np.ndarray:
-        clf = self.classifier
-        if _is_gaussian_nb(clf):
-            squared = features.multiply(features)
-            jll = np.asarray(
-                self._gnb_base + features @ self._gnb_linear.T - squared @ self._gnb_square.T
-            )
-            jll -= jll.max(axis=1, keepdims=True)
-            exp = np.exp(jll)
-            return np.asarray(exp / exp.sum(axis=1, keepdims=True))
-        return np.asarray(clf.predict_proba(features))  # type: ignore[no-any-return]
+    def _sklearn_batch(self, reviews: Sequence[str]) -> list[Scored]:
+        from model_service.artefacts import is_gaussian_nb
 
-    def _compile(self) -> Callable[[str], Scored]:
-        """Precompute per-term weights so one review costs a few dictionary look-ups."""
-        vec, clf = self.vectorizer, self.classifier
-        vocabulary: dict[str, int] = vec.vocabulary_
-        binary = bool(getattr(vec, "binary", False))
-        idf: np.ndarray | None = None
-        sublinear = False
-        if isinstance(vec, TfidfVectorizer):
-            if vec.norm not in ("l2", None):
-                return self._fallback
-            idf = vec.idf_ if vec.use_idf else np.ones(len(vocabulary))
-            sublinear = bool(vec.sublinear_tf)
-            l2 = vec.norm == "l2"
-        elif isinstance(vec, CountVectorizer):
-            l2 = False
-        else:
-            return self._fallback
-
-        if _is_gaussian_nb(clf):
-            var, theta = clf.var_, clf.theta_
-            self._gnb_linear = theta / var
-            self._gnb_square = 0.5 / var
-            self._gnb_base = (
-                np.log(clf.class_prior_)
-                - 0.5 * np.sum(np.log(2.0 * np.pi * var), axis=1)
-                - 0.5 * np.sum(theta**2 / var, axis=1)
-            )
-            if idf is not None or len(self.classes) != 2:
-                return self._fallback
-            # For two classes only the difference of the joint log-likelihoods matters.
-            diff_linear = self._gnb_linear[1] - self._gnb_linear[0]
-            diff_square = self._gnb_square[1] - self._gnb_square[0]
-            gnb_table = {
-                t: (diff_linear[i].item(), diff_square[i].item()) for t, i in vocabulary.items()
-            }
-            gnb_base = float(self._gnb_base[1] - self._gnb_base[0])
-            negative, positive = self.classes
-            analyzer = self._analyzer
-
-            def score_gnb(text: str) -> Scored:
-                z = gnb_base
-                for term, count in Counter(t for t in analyzer(text) if t in gnb_table).items():
-                    x = 1 if binary else count
-                    a, b = gnb_table[term]
-                    z += x * a - x * x * b
-                return _verdict(z, negative, positive)
-
-            return score_gnb
-
-        coef = getattr(clf, "coef_", None)
-        if coef is None or coef.shape[0] != 1 or not hasattr(clf, "predict_proba"):
-            return self._fallback
-        weights = coef[0]
-        intercept = float(clf.intercept_[0])
-        idf_list = idf.tolist() if idf is not None else None
-        table = {
-            t: (weights[i].item(), idf_list[i] if idf_list else 1.0) for t, i in vocabulary.items()
-        }
-        negative, positive = self.classes
-        analyzer = self._analyzer
-
-        def score_linear(text: str) -> Scored:
-            dot = 0.0
-            norm = 0.0
-            for term, count in Counter(t for t in analyzer(text) if t in table).items():
-                weight, term_idf = table[term]
-                tf = 1.0 if binary else (1.0 + math.log(count) if sublinear else float(count))
-                value = tf * term_idf
-                dot += weight * value
-                norm += value * value
-            if l2 and norm > 0.0:
-                dot /= math.sqrt(norm)
-            return _verdict(dot + intercept, negative, positive)
-
-        return score_linear
-
-    def _fallback(self, text: str) -> Scored:
-        # Models the fast path does not know are scored by sklearn itself.
-        proba = self._batch_proba(self.vectorizer.transform([text]))[0]
-        best = int(proba.argmax())
-        return Scored(self.classes[best], float(proba[best]))
+        vectorizer, classifier = self.sklearn_objects()
+        features = vectorizer.transform([preprocess(r) for r in reviews])
+        if is_gaussian_nb(classifier):
+            features = features.toarray()
+        proba = np.asarray(classifier.predict_proba(features))
+        best = proba.argmax(axis=1)
+        return [
+            Scored(self.classes[i], float(proba[row, i])) for row, i in enumerate(best.tolist())
+        ]

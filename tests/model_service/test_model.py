@@ -1,7 +1,10 @@
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 
@@ -82,3 +85,43 @@ def test_unknown_version_folder_is_named(tmp_path: Path) -> None:
 def test_metadata_checksums_match_the_files() -> None:
     meta = json.loads((MODEL_DIR / "stable" / "metadata.json").read_text())
     assert SentimentModel.load(MODEL_DIR, "stable").metadata == meta
+
+
+def test_child_process_load_matches_in_process_load_and_keeps_sklearn_out() -> None:
+    code = (
+        "import sys, json; from pathlib import Path;"
+        "from model_service.model import SentimentModel;"
+        "m = SentimentModel.load(Path(sys.argv[1]), 'canary');"
+        "print(json.dumps({'sklearn': 'sklearn' in sys.modules,"
+        " 'verdicts': [m.predict(r).prediction for r in sys.argv[2:]]}))"
+    )
+    probe = REVIEWS[:40]
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(MODEL_DIR), *probe],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["sklearn"] is False
+    assert (
+        result["verdicts"]
+        == SentimentModel.load(MODEL_DIR, "canary").sklearn_predict(probe).tolist()
+    )
+
+
+def test_other_model_kinds_are_served_by_sklearn(tmp_path: Path) -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+
+    from model_service.preprocess import preprocess
+
+    labels = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").labels
+    texts = [preprocess(r) for r in REVIEWS]
+    vectorizer = CountVectorizer().fit(texts)
+    classifier = MultinomialNB().fit(vectorizer.transform(texts), labels)
+    (tmp_path / "mnb").mkdir()
+    joblib.dump(vectorizer, tmp_path / "mnb" / VECTORIZER_FILE)
+    joblib.dump(classifier, tmp_path / "mnb" / CLASSIFIER_FILE)
+    model = SentimentModel.load(tmp_path, "mnb")
+    expected = classifier.predict(vectorizer.transform(texts[:200])).tolist()
+    assert [model.predict(r).prediction for r in REVIEWS[:200]] == expected
+    assert [s.prediction for s in model.predict_batch(REVIEWS[:200])] == expected

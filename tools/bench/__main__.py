@@ -41,10 +41,11 @@ def bench_scoring(model_dir: Path, reviews: list[str]) -> list[tuple[str, float,
     for version in ("stable", "canary"):
         model = SentimentModel.load(model_dir, version)
         steps: list[object] = [FunctionTransformer(lambda xs: [preprocess(x) for x in xs])]
-        steps.append(model.vectorizer)
-        if type(model.classifier).__name__ == "GaussianNB":
+        vectorizer, classifier = model.sklearn_objects()
+        steps.append(vectorizer)
+        if type(classifier).__name__ == "GaussianNB":
             steps.append(FunctionTransformer(lambda m: m.toarray(), accept_sparse=True))
-        pipeline = make_pipeline(*steps, model.classifier)
+        pipeline = make_pipeline(*steps, classifier)
         assert [int(pipeline.predict([r])[0]) for r in sample[:50]] == [
             model.predict(r).prediction for r in sample[:50]
         ]
