@@ -1,0 +1,1 @@
+"""`make load`: bounded loopback load through the local gateway, with latency and memory figures."""
