@@ -27,7 +27,9 @@ class BodySizeLimit:
                 if not value.isdigit() or int(value) > limit:
                     await self._reject(send, limit)
                     return
-                break
+                # The server delivers no more than a declared length: nothing left to check.
+                await self.app(scope, receive, send)
+                return
         # Read the whole (small) body first, so an oversized chunked body is refused cleanly.
         chunks: list[bytes] = []
         size = 0

@@ -43,6 +43,11 @@ class ExperimentMetrics:
                 self.true_neg, self.false_pos, self.false_neg, self.accuracy,
             ):  # fmt: skip
                 metric.labels(version, restaurant)
+        # The prediction counters are on the hot path: keep their labelled series at hand.
+        self._prediction_series = {
+            r: tuple(m.labels(version, r) for m in (self.predictions, self.positive, self.negative))
+            for r in (*restaurants, OTHER_RESTAURANT)
+        }
 
     def label(self, restaurant: str) -> str:
         """The metric label for a restaurant name: itself if catalogued, else 'other'."""
@@ -50,12 +55,12 @@ class ExperimentMetrics:
 
     def record_predictions(self, restaurant: str, positives: int, negatives: int) -> None:
         """Count classified reviews for one restaurant."""
-        label = self.label(restaurant)
-        self.predictions.labels(self.version, label).inc(positives + negatives)
+        total, positive, negative = self._prediction_series[self.label(restaurant)]
+        total.inc(positives + negatives)
         if positives:
-            self.positive.labels(self.version, label).inc(positives)
+            positive.inc(positives)
         if negatives:
-            self.negative.labels(self.version, label).inc(negatives)
+            negative.inc(negatives)
 
     def record_feedback(
         self, version: str, restaurant: str, prediction: int, accurate: bool

@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,12 @@ class SentimentModel:
         if self._min_len > 1:
             words = [w for w in words if len(w) >= self._min_len]
         low, high = self._ngrams
+        if high == 1:
+            return words
         terms = list(words) if low == 1 else []
-        for n in range(max(low, 2), high + 1):
+        if low <= 2 <= high:
+            terms += [f"{a} {b}" for a, b in pairwise(words)]
+        for n in range(max(low, 3), high + 1):
             terms += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
         return terms
 

@@ -33,19 +33,28 @@ class PredictionIds:
     """Issues and verifies ids, and remembers recently used ones (bounded)."""
 
     def __init__(self, secret: str, max_age: int, remember: int = 100_000) -> None:
-        self._key = hashlib.sha256(b"prediction-id:" + secret.encode()).digest()
+        key = hashlib.sha256(b"prediction-id:" + secret.encode()).digest()
+        # Copying a keyed HMAC skips the key set-up that hmac.new repeats for every id.
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._max_age = max_age
         self._used: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
 
     def _sign(self, payload: str) -> str:
-        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:_SIG_BYTES]
+        mac = self._mac.copy()
+        mac.update(payload.encode())
+        digest = mac.digest()[:_SIG_BYTES]
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def issue(self, version: str, prediction: int) -> str:
         """A new signed id for a prediction."""
-        payload = f"{version}.{prediction}.{int(time.time()):x}.{os.urandom(8).hex()}"
-        return f"{payload}.{self._sign(payload)}"
+        return self.issue_many(version, [prediction])[0]
+
+    def issue_many(self, version: str, predictions: list[int]) -> list[str]:
+        """Signed ids for a batch: one random prefix, then the position makes each nonce unique."""
+        head = f"{version}.{{}}.{int(time.time()):x}.{os.urandom(8).hex()}"
+        payloads = [f"{head.format(p)}{i:x}" for i, p in enumerate(predictions)]
+        return [f"{payload}.{self._sign(payload)}" for payload in payloads]
 
     def verify(self, token: str) -> PredictionRef:
         """Check the signature and age of an id."""
