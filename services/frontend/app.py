@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from frontend.client import ModelServiceClient
 from frontend.config import Settings, get_settings
-from frontend.routes import health, pages
+from frontend.routes import experiment, health, pages
 from frontend.web import STATIC_DIR, BodyLimit, SecurityHeaders, StaticAssets, build_templates
 
 
@@ -30,12 +30,17 @@ def create_app(
         timeout = httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
         )
-        async with httpx.AsyncClient(
-            base_url=settings.model_service_url, timeout=timeout, transport=transport
-        ) as http:
+        async with (
+            httpx.AsyncClient(
+                base_url=settings.model_service_url, timeout=timeout, transport=transport
+            ) as http,
+            # The experiment page reads Prometheus or each version's /metrics by absolute URL.
+            httpx.AsyncClient(timeout=timeout, transport=transport) as metrics_http,
+        ):
             app.state.model_service = ModelServiceClient(http, settings.version_cookie)
+            app.state.metrics_http = metrics_http
             yield
-            del app.state.model_service
+            del app.state.model_service, app.state.metrics_http
 
     app = FastAPI(
         title="Restaurant sentiment frontend",
@@ -46,7 +51,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.templates = build_templates(settings)
-    for router in (pages.router, health.router):
+    for router in (pages.router, experiment.router, health.router):
         # Copied rather than include_router(): FastAPI wraps included routers in objects without
         # a `path`, which prometheus-fastapi-instrumentator 7.x reads to label every request.
         app.router.routes.extend(router.routes)

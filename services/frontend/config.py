@@ -5,15 +5,27 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from experiment.config import ConfigError as ExperimentConfigError
+from experiment.config import config_from_values
+from experiment.sources import validate_window
 
 DEFAULT_RESTAURANTS = ["Gourmet Haven", "Sizzle & Spice", "Café Serendipity", "Sea Breeze Grill"]
 COOKIE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 ENV_PREFIX = "FRONTEND_"
 MODEL_SERVICE_URL_ENV = "MODEL_SERVICE_URL"
+PROMETHEUS_URL_ENV = "FRONTEND_PROMETHEUS_URL"
+URL_PATTERN = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
+
+
+def _check_url(value: str) -> str:
+    if not URL_PATTERN.match(value):
+        raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:8080")
+    return value.rstrip("/")
 
 
 def slugify(name: str) -> str:
@@ -60,12 +72,62 @@ class Settings(BaseSettings):
         description="Restaurant names shown in the picker (JSON list).",
     )
 
+    prometheus_url: str | None = Field(
+        default=None,
+        # The experiment CLI's variable is read too, so one setting serves both.
+        validation_alias=AliasChoices(PROMETHEUS_URL_ENV, "PROMETHEUS_URL", "prometheus_url"),
+        description="Prometheus HTTP API the /experiment page reads; unset: the /metrics URLs.",
+    )
+    experiment_metrics_urls: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Each model version's /metrics URL (JSON list), read without Prometheus.",
+    )
+    experiment_window: str = Field(
+        default="7d", description="Prometheus range the experiment counts over, or 'all'."
+    )
+    experiment_config: dict[str, Any] | None = Field(
+        default=None,
+        description="The `experiment` and `modelService.versions` values as JSON; unset: the "
+        "chart's values.yaml in the source tree.",
+    )
+
     @field_validator("model_service_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
-            raise ValueError("must be an http:// or https:// URL such as http://127.0.0.1:8080")
-        return value.rstrip("/")
+        return _check_url(value)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, value: str | None) -> str | None:
+        return _check_url(value) if value else None
+
+    @field_validator("experiment_metrics_urls")
+    @classmethod
+    def _metrics_urls(cls, values: list[str]) -> list[str]:
+        return [_check_url(value) for value in values]
+
+    @field_validator("experiment_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if value.lower() in {"all", ""}:
+            return "all"
+        return validate_window(value)
+
+    @field_validator("experiment_config")
+    @classmethod
+    def _experiment_config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                config_from_values(value)
+            except ExperimentConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def window(self) -> str | None:
+        """The Prometheus window, None for the raw counters."""
+        return None if self.experiment_window == "all" else self.experiment_window
 
     @field_validator("version_cookie")
     @classmethod
@@ -97,6 +159,8 @@ def setting_name(field: str) -> str:
     """The environment variable that configures a settings field."""
     if field == "model_service_url":
         return MODEL_SERVICE_URL_ENV
+    if field == "prometheus_url":
+        return PROMETHEUS_URL_ENV
     return ENV_PREFIX + field.upper()
 
 
@@ -106,7 +170,11 @@ def describe_error(error: ValidationError | SettingsError) -> str:
         # pydantic-settings names the field in its message when a value is not valid JSON.
         match = re.search(r'field "(\w+)"', str(error))
         name = setting_name(match.group(1)) if match else "a setting"
-        return f'invalid setting {name}: not valid JSON (expected a list such as ["A", "B"])'
+        if name == "FRONTEND_EXPERIMENT_CONFIG":
+            expected = 'an object such as {"experiment": {...}, "modelService": {...}}'
+        else:
+            expected = 'a list such as ["A", "B"]'
+        return f"invalid setting {name}: not valid JSON (expected {expected})"
     lines = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "settings"

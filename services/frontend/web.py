@@ -30,7 +30,7 @@ TAGLINES = {
     "sea-breeze-grill": "Fresh catch, charcoal grill and a view of the waves.",
 }
 # Top navigation: (label, path). New top-level pages add themselves here.
-NAV_LINKS = [("Restaurants", "/")]
+NAV_LINKS = [("Restaurants", "/"), ("Experiment", "/experiment")]
 
 # No inline script or style anywhere: htmx runs from a file and its indicator styles are ours.
 CONTENT_SECURITY_POLICY = "; ".join(

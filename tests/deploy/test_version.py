@@ -1,4 +1,5 @@
-"""One project version: pyproject.toml, the installed package, /version and the chart agree."""
+"""One project version: pyproject.toml, the installed package, both services' /version, the chart
+and the image tags agree."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from importlib.metadata import version
 import httpx
 import yaml
 
+from frontend.app import create_app as create_frontend
+from frontend.config import Settings as FrontendSettings
 from model_service.app import create_app
 from model_service.config import Settings
 from tests.conftest import MODEL_DIR
@@ -31,6 +34,16 @@ async def test_model_service_reports_the_project_version() -> None:
             answer = await client.get("/version")
     assert answer.status_code == 200
     assert answer.json()["serviceVersion"] == PROJECT_VERSION
+
+
+async def test_frontend_reports_the_project_version() -> None:
+    app = create_frontend(FrontendSettings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as client:
+            answer = await client.get("/version")
+    assert answer.status_code == 200
+    assert answer.json() == {"serviceVersion": PROJECT_VERSION}
 
 
 def test_chart_version_and_app_version_are_the_project_version() -> None:

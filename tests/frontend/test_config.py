@@ -66,6 +66,13 @@ async def test_custom_catalogue_gets_generic_artwork():
         ({"FRONTEND_RESTAURANTS": '["A b", "a-B"]'}, [], "FRONTEND_RESTAURANTS"),
         ({"FRONTEND_RESTAURANTS": "[]"}, [], "FRONTEND_RESTAURANTS"),
         ({"FRONTEND_VERSION_COOKIE": "bad name;"}, [], "FRONTEND_VERSION_COOKIE"),
+        ({"FRONTEND_PROMETHEUS_URL": "prometheus:9090"}, [], "FRONTEND_PROMETHEUS_URL"),
+        ({"PROMETHEUS_URL": "ftp://p"}, [], "FRONTEND_PROMETHEUS_URL"),
+        ({"FRONTEND_EXPERIMENT_METRICS_URLS": "http://a"}, [], "FRONTEND_EXPERIMENT_METRICS_URLS"),
+        ({"FRONTEND_EXPERIMENT_METRICS_URLS": '["a:1"]'}, [], "FRONTEND_EXPERIMENT_METRICS_URLS"),
+        ({"FRONTEND_EXPERIMENT_WINDOW": "a week"}, [], "FRONTEND_EXPERIMENT_WINDOW"),
+        ({"FRONTEND_EXPERIMENT_CONFIG": "{"}, [], "FRONTEND_EXPERIMENT_CONFIG"),
+        ({"FRONTEND_EXPERIMENT_CONFIG": '{"experiment": {}}'}, [], "minFeedbackPerVersion"),
     ],
 )
 def test_bad_settings_stop_the_start_naming_the_setting(
@@ -115,4 +122,8 @@ def test_flags_override_the_environment():
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("FRONTEND_")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FRONTEND_") and k != "PROMETHEUS_URL"
+    }

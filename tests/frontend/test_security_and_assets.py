@@ -44,6 +44,9 @@ class InlineCode(HTMLParser):
         ("GET", "/restaurants/nowhere", HTML),
         ("GET", "/static/app.css", {}),
         ("GET", "/healthz", {}),
+        ("GET", "/experiment", HTML),
+        ("GET", "/experiment.json", {}),
+        ("GET", "/version", {}),
         ("POST", "/restaurants/gourmet-haven/reviews", HTMX),
     ],
 )
@@ -61,7 +64,7 @@ async def test_security_headers_on_every_response(
 
 
 async def test_pages_contain_no_inline_code(client: httpx.AsyncClient):
-    for path in ("/", "/restaurants/sizzle-spice", "/restaurants/none"):
+    for path in ("/", "/restaurants/sizzle-spice", "/restaurants/none", "/experiment"):
         parser = InlineCode()
         parser.feed((await client.get(path, headers=HTML)).text)
         assert parser.problems == [], path
