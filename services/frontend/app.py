@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -59,6 +59,19 @@ def create_app(
 
     # A registry per app, so several apps in one process never register a metric twice.
     registry = CollectorRegistry()
+    # The configured weights, so Prometheus can compare the realised split with them (the
+    # SampleRatioMismatch alert); the values reach the frontend as FRONTEND_EXPERIMENT_CONFIG.
+    configured = Gauge(
+        "model_version_configured_weight",
+        "Configured share of new traffic of each model version, in percent.",
+        ["model_version"],
+        registry=registry,
+    )
+    try:
+        for name, weight in experiment.experiment_config(settings).weights.items():
+            configured.labels(model_version=name).set(weight)
+    except experiment.ExperimentUnavailable:
+        pass  # the /experiment page explains it
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
         app
     ).expose(app, include_in_schema=False)

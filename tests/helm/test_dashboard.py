@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -83,6 +84,10 @@ def test_dashboard_is_restaurant_metrics_with_a_prometheus_datasource() -> None:
         ("request rate", "http_requests_total"),
         ("latency p95", "histogram_quantile(0.95"),
         ("rate limited", "envoy_http_local_rate_limit_rate_limited"),
+        ("accuracy interval, low", "model_version:model_accuracy_wilson_low:ratio1h"),
+        ("accuracy interval, high", "model_version:model_accuracy_wilson_high:ratio1h"),
+        ("realised split", "model_version:predictions_share:ratio1h"),
+        ("configured split", "model_version:configured_share:avg1h"),
     ],
 )
 def test_dashboard_covers(topic: str, needle: str) -> None:
@@ -158,13 +163,55 @@ def send_traffic(url: str) -> None:
             assert response.status_code == 200, response.text
 
 
+def test_accuracy_band_and_table_show_the_experiment() -> None:
+    """The /experiment page's view: accuracy with its interval, the counts, the split."""
+    panels = {p["title"]: p for p in dashboard()["panels"]}
+    band = panels["Experiment: accuracy with its 95% interval (last hour)"]
+    exprs = [t["expr"] for t in band["targets"]]
+    assert exprs == [
+        "model_version:model_accuracy:ratio1h",
+        "model_version:model_accuracy_wilson_low:ratio1h",
+        "model_version:model_accuracy_wilson_high:ratio1h",
+    ]
+    fills = {
+        o["matcher"]["options"]: p["value"]
+        for o in band["fieldConfig"]["overrides"]
+        for p in o["properties"]
+        if p["id"] == "custom.fillBelowTo"
+    }
+    assert fills == {"canary high": "canary low", "stable high": "stable low"}
+    table = panels["Experiment: feedback and accuracy per version (last hour)"]
+    assert all(t["instant"] and t["format"] == "table" for t in table["targets"])
+    split = panels["Experiment: traffic share against the configured weight (last hour)"]
+    assert {t["expr"] for t in split["targets"]} == {
+        "model_version:predictions_share:ratio1h",
+        "model_version:configured_share:avg1h",
+    }
+
+
+async def frontend_metrics() -> str:
+    """The frontend's /metrics, which carries the configured weights."""
+    from frontend.app import create_app
+    from frontend.config import Settings
+
+    app = create_app(Settings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as client:
+            return (await client.get("/metrics")).text
+
+
 @pytest.fixture(scope="module")
 def service_metrics() -> Iterator[dict[str, set[str]]]:
+    """What the model-service (after traffic) and the frontend expose, as Prometheus reads it."""
     if not (ROOT / "ml-model" / "stable" / "metadata.json").exists():
         pytest.skip("no trained model in ml-model/stable (run `make models`)")
     with model_service("stable") as url:
         send_traffic(url)
-        yield sample_names(httpx.get(f"{url}/metrics", timeout=10).text)
+        seen = sample_names(httpx.get(f"{url}/metrics", timeout=10).text)
+    for name, labels in sample_names(asyncio.run(frontend_metrics())).items():
+        seen.setdefault(name, set()).update(labels)
+    yield seen
 
 
 def envoy_bootstrap(envoy_filter: Manifest, listen: int, admin: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from experiment.stats import wilson_interval
 from tests.helm.conftest import CHART, Manifest, only
 from tests.support import require_binary
 
@@ -37,7 +39,7 @@ def test_rendered_prometheus_rule_passes_promtool_check(
     extracted.write_text(yaml.safe_dump(rule["spec"]))
     result = run_promtool(promtool, "check", "rules", str(extracted))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 7 rules found" in result.stdout
+    assert "SUCCESS: 13 rules found" in result.stdout
 
 
 def test_promtool_check_rejects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
@@ -244,6 +246,196 @@ def test_low_model_accuracy_threshold(promtool: str, tmp_path: Path) -> None:
                         "alertname": name,
                         "exp_alerts": [low_accuracy_alert("canary", "69%")],
                     },
+                ],
+            }
+        ],
+    )
+
+
+def predictions(version: str, per_minute: str) -> dict[str, str]:
+    labels = f'model_version="{version}",restaurant="Gourmet Haven",instance="{version}"'
+    return {"series": f"predictions_total{{{labels}}}", "values": per_minute}
+
+
+def configured(version: str, weights: str) -> dict[str, str]:
+    """The frontend's gauge of the weight from the chart values."""
+    labels = f'model_version="{version}",instance="frontend",job="frontend"'
+    return {"series": f"model_version_configured_weight{{{labels}}}", "values": weights}
+
+
+def srm_alert(version: str, deviation: str) -> dict[str, Any]:
+    return {
+        "exp_labels": {"severity": "warning", "model_version": version},
+        "exp_annotations": {
+            "summary": f"Model version {version} gets a share of traffic unlike its weight.",
+            "description": (
+                f"Version {version} received a share of the predictions of the last hour that "
+                f"differs from its configured weight by {deviation}, more than 4 standard errors. "
+                "Until the assignment is fixed, the experiment's comparison cannot be trusted."
+            ),
+            "runbook_url": (
+                "https://github.com/restaurant-sentiment/restaurant-sentiment/blob/main/"
+                "docs/experiment-plan.md#sampleratiomismatch-alert"
+            ),
+        },
+    }
+
+
+def test_sample_ratio_mismatch_fires_on_an_even_split_configured_70_30(
+    promtool: str, tmp_path: Path
+) -> None:
+    name = "SampleRatioMismatch"
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    configured("stable", "70x120"),
+                    configured("canary", "30x120"),
+                    predictions("stable", "0+10x120"),
+                    predictions("canary", "0+10x120"),
+                ],
+                "alert_rule_test": [
+                    # Under 200 predictions in the hour: not judged yet.
+                    {"eval_time": "9m", "alertname": name, "exp_alerts": []},
+                    # Judged from minute 10, pending for 15 minutes, then firing.
+                    {"eval_time": "20m", "alertname": name, "exp_alerts": []},
+                    {
+                        "eval_time": "30m",
+                        "alertname": name,
+                        "exp_alerts": [srm_alert("canary", "20%"), srm_alert("stable", "20%")],
+                    },
+                    {
+                        "eval_time": "90m",
+                        "alertname": name,
+                        "exp_alerts": [srm_alert("canary", "20%"), srm_alert("stable", "20%")],
+                    },
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": "model_version:predictions_share:ratio1h",
+                        "eval_time": "90m",
+                        "exp_samples": [
+                            {
+                                "labels": series("model_version:predictions_share:ratio1h", v),
+                                "value": 0.5,
+                            }
+                            for v in ("canary", "stable")
+                        ],
+                    }
+                ],
+            }
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("stable", "canary", "weights"),
+    [
+        # The configured 70/30, at a volume where 4 standard errors are under 3 points.
+        ("0+70x120", "0+30x120", ("70x120", "30x120")),
+        # An even split, but only 120 predictions an hour: too few to judge.
+        ("0+1x120", "0+1x120", ("70x120", "30x120")),
+        # A promotion at minute 60: weights and traffic move together, the hour's average follows.
+        ("0+7x60 420x60", "0+3x60 180+10x60", ("70x60 0x60", "30x60 100x60")),
+    ],
+    ids=["as-configured", "under-minimum-volume", "through-a-promotion"],
+)
+def test_sample_ratio_mismatch_stays_silent(
+    promtool: str, tmp_path: Path, stable: str, canary: str, weights: tuple[str, str]
+) -> None:
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    configured("stable", weights[0]),
+                    configured("canary", weights[1]),
+                    predictions("stable", stable),
+                    predictions("canary", canary),
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": f"{minute}m",
+                        "alertname": "SampleRatioMismatch",
+                        "exp_alerts": [],
+                    }
+                    for minute in (10, 30, 59, 70, 90, 119)
+                ],
+            }
+        ],
+    )
+
+
+def test_sample_ratio_mismatch_fires_when_a_retired_version_still_gets_traffic(
+    promtool: str, tmp_path: Path
+) -> None:
+    """Weight 0 for two hours, yet a tenth of the predictions: a standard error of zero."""
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    configured("stable", "0x180"),
+                    configured("canary", "100x180"),
+                    predictions("stable", "0+1x180"),
+                    predictions("canary", "0+9x180"),
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "60m",
+                        "alertname": "SampleRatioMismatch",
+                        "exp_alerts": [srm_alert("canary", "10%"), srm_alert("stable", "10%")],
+                    }
+                ],
+            }
+        ],
+    )
+
+
+def test_wilson_band_is_the_experiment_reports_interval(promtool: str, tmp_path: Path) -> None:
+    """The dashboard's band equals experiment.stats.wilson_interval on the same counts."""
+    # In the hour before minute 70: canary 45 right of 60, stable 20 right of 40.
+    expected = {
+        "canary": wilson_interval(45, 60, 0.95),
+        "stable": wilson_interval(20, 40, 0.95),
+    }
+
+    def samples(bound: str) -> list[dict[str, Any]]:
+        # To nine decimals: promtool compares floats exactly, and the last bit may differ.
+        return [
+            {
+                "labels": f"{{model_version='{version}'}}",
+                "value": math.floor(getattr(interval, bound) * 1e9),
+            }
+            for version, interval in expected.items()
+        ]
+
+    run_rule_tests(
+        promtool,
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": [
+                    feedback("true_pos", "canary", "0+0.75x80"),
+                    feedback("false_neg", "canary", "0+0.25x80"),
+                    feedback("true_neg", "stable", "0+0.3333333333333333x80"),
+                    feedback("false_pos", "stable", "0+0.3333333333333333x80"),
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f"floor(model_version:model_accuracy_wilson_{bound}:ratio1h * 1e9)",
+                        "eval_time": "70m",
+                        "exp_samples": samples(bound),
+                    }
+                    for bound in ("low", "high")
                 ],
             }
         ],
