@@ -224,3 +224,16 @@ async def test_the_page_is_in_the_navigation() -> None:
     async with frontend_client(None) as client:
         home = (await client.get("/")).text
     assert '<a href="/experiment">Experiment</a>' in home
+
+
+async def test_metrics_expose_the_configured_weights_for_the_srm_alert() -> None:
+    values = {
+        "experiment": {"minFeedbackPerVersion": 200, "confidenceLevel": 0.95,
+                       "promoteProbability": 0.95, "rollbackProbability": 0.05, "srmPValue": 0.001},
+        "modelService": {"versions": [{"name": "stable", "weight": 0},
+                                      {"name": "canary", "weight": 100}]},
+    }  # fmt: skip
+    async with frontend_client(None, experiment_config=values) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'model_version_configured_weight{model_version="stable"} 0.0' in metrics
+    assert 'model_version_configured_weight{model_version="canary"} 100.0' in metrics
