@@ -1,8 +1,9 @@
-"""End to end on the local mesh: simulate labelled traffic, then decide from what was recorded."""
+"""End to end on `make up`: simulate labelled traffic, decide from what was recorded, promote."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from tests.experiment.conftest import Mesh, decide_json, prometheus, run_cli
+from tests.support import PYTHON, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +110,27 @@ def test_prometheus_source_agrees_with_the_services(
 
 def _metrics_flags(mesh: Mesh) -> list[str]:
     return [arg for url in mesh.metrics_urls() for arg in ("--metrics-url", url)]
+
+
+def test_make_promote_then_moves_every_new_client_to_the_canary(
+    mesh: Mesh, simulated: dict
+) -> None:
+    """The decision acted on: `make promote` (python -m localmesh promote) on the running mesh."""
+    analysis = decide_json(env={"MODEL_SERVICE_PORTS": json.dumps(mesh.model_service_ports)})
+    assert analysis["decision"] == "PROMOTE", analysis["reason"]
+    promoted = subprocess.run(
+        [PYTHON, "-m", "localmesh", "promote", analysis["treatment"]],
+        cwd=ROOT,
+        env=mesh.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    review = {"review": "Lovely food.", "restaurantName": "Gourmet Haven"}
+    with httpx.Client(base_url=mesh.gateway, headers={"host": mesh.service_host}) as client:
+        versions = set()
+        for _ in range(30):
+            client.cookies.clear()
+            versions.add(client.post("/predict", json=review, timeout=30).json()["modelVersion"])
+    assert versions == {"canary"}
