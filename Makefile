@@ -8,7 +8,7 @@ MODEL_DIR ?= ml-model
 GATEWAY_PORT ?= 8080
 export GATEWAY_PORT
 
-.PHONY: help install models up test lint bench experiment simulate \
+.PHONY: help install models up test lint bench load experiment simulate \
 	deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
@@ -42,6 +42,9 @@ test: install $(MODEL_DIR)/stable/metadata.json lint ## Lint, then run every tes
 
 bench: install $(MODEL_DIR)/stable/metadata.json ## Measure scoring speed, throughput, memory and start time
 	$(PY) -m bench
+
+load: install $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json ## 20,000 requests at concurrency 32 through the gateway (loopback); fails on a 5xx or >=10% memory growth
+	$(PY) -m load $(if $(LOAD_GATEWAY),--gateway $(LOAD_GATEWAY))
 
 experiment: install ## Decide with statistics whether the canary wins (PROMETHEUS_URL to read Prometheus)
 	$(PY) -m experiment decide $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL))
