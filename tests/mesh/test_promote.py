@@ -20,8 +20,10 @@ pytestmark = pytest.mark.slow
 
 REVIEW = {"review": "The food was lovely.", "restaurantName": "Gourmet Haven"}
 # The stream of requests during a switch is bounded in time and in count.
-STREAM_SECONDS = 60.0
-STREAM_LIMIT = 3000
+STREAM_SECONDS = 90.0
+STREAM_LIMIT = 30_000
+# A short pause between a client's requests, so the stream lasts until the switch is over.
+STREAM_PAUSE = 0.01
 STREAM_CLIENTS = 4
 
 
@@ -91,6 +93,7 @@ class Stream:
                     outcome = f"{type(exc).__name__}: {exc}"
                 with self.lock:
                     self.outcomes.append((time.monotonic(), outcome))
+                self.stop.wait(STREAM_PAUSE)
 
     def __enter__(self) -> Stream:
         for thread in self.threads:
