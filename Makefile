@@ -8,7 +8,7 @@ MODEL_DIR ?= ml-model
 GATEWAY_PORT ?= 8080
 export GATEWAY_PORT
 
-.PHONY: help install models up test lint bench load experiment simulate \
+.PHONY: help install models up test lint bench load experiment simulate promote rollback \
 	deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
@@ -52,10 +52,22 @@ experiment: install ## Decide with statistics whether the canary wins (PROMETHEU
 simulate: install ## Send held-out labelled reviews through the gateway as many clients, with feedback
 	$(PY) -m experiment simulate --data $(DATA) --gateway http://127.0.0.1:$(GATEWAY_PORT) --host-header service.localhost --clients 1000 --reviews 1000
 
+promote: install ## All traffic to the canary (TO=version) on the running gateway; K8S=1 helm upgrade; DRY_RUN=1 prints
+	$(PY) -m localmesh promote $(TO) $(if $(K8S),--kubernetes)
+
+rollback: install ## All traffic back to stable (TO=version); K8S=1 for helm upgrade; DRY_RUN=1 prints
+	$(PY) -m localmesh rollback $(TO) $(if $(K8S),--kubernetes)
+
 deploy-k8s: ## Deploy to minikube with Istio, monitoring, Kiali and Jaeger (DRY_RUN=1 prints the commands)
 	bash deploy/k8s/deploy.sh
 
-undeploy-k8s: ## Remove the release (ALL=1 also deletes the minikube cluster)
+unpromote: install ## All traffic to the canary (TO=version) on the running gateway; K8S=1 helm upgrade; DRY_RUN=1 prints
+	$(PY) -m localmesh promote $(TO) $(if $(K8S),--kubernetes)
+
+rollback: install ## All traffic back to stable (TO=version); K8S=1 for helm upgrade; DRY_RUN=1 prints
+	$(PY) -m localmesh rollback $(TO) $(if $(K8S),--kubernetes)
+
+deploy-k8s: ## Remove the release (ALL=1 also deletes the minikube cluster)
 	bash deploy/k8s/undeploy.sh
 
 images-minikube: ## Build both images inside minikube

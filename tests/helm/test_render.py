@@ -459,3 +459,23 @@ def test_rendered_manifests_pass_yamllint(chart: Any) -> None:
         for problem in linter.run(text.strip() + "\n", config)
     ]
     assert problems == []
+
+
+def frontend_env(manifests: list[Manifest]) -> dict[str, str]:
+    pod = only(manifests, "Deployment", "-frontend")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_frontend_experiment_page_gets_the_values_and_prometheus(render: Render) -> None:
+    from experiment.config import config_from_values
+
+    env = frontend_env(render())
+    assert "FRONTEND_PROMETHEUS_URL" not in env
+    config = config_from_values(json.loads(env["FRONTEND_EXPERIMENT_CONFIG"]))
+    assert config.weights == {"stable": 70, "canary": 30}
+    expected = default_values()["experiment"]["minFeedbackPerVersion"]
+    assert config.thresholds.min_feedback_per_version == expected
+    url = "http://kube-prometheus-stack-prometheus.monitoring:9090"
+    env = frontend_env(render({"frontend": {"prometheusUrl": url}}))
+    assert env["FRONTEND_PROMETHEUS_URL"] == url

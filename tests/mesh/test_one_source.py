@@ -258,12 +258,6 @@ def test_gateway_server_hosts_match(values: Values, chart_docs: list[dict[str, A
     assert set(server["hosts"]) == {values.hosts.app, values.hosts.service}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the chart's VirtualService still renders a cookie route for a version at weight 0; "
-    "it needs `{{- if gt (int .weight) 0 }}` around the cookie routes of "
-    "templates/istio/model-service-virtualservice.yaml (then remove this mark)",
-)
 def test_a_version_at_weight_zero_has_no_cookie_route_in_either() -> None:
     """After a promotion, clients pinned to the retired version move to the winner in both."""
     raw = yaml.safe_load((CHART / "values.yaml").read_text())
