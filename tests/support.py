@@ -135,3 +135,22 @@ def model_services(versions: Iterable[str], timeout: float = 120.0) -> Iterator[
     finally:
         for proc in procs:
             stop(proc)
+
+
+@contextlib.contextmanager
+def prometheus(config: dict[str, object], workdir: Path) -> Iterator[str]:
+    """The real Prometheus with this configuration on a free loopback port; yields its URL."""
+    import yaml
+
+    binary = require_binary("prometheus", "apt-get install prometheus")
+    port = free_port()
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    args = [
+        binary,
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    with running(args, f"http://127.0.0.1:{port}/-/ready", timeout=60):
+        yield f"http://127.0.0.1:{port}"

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.support import PYTHON, ROOT, free_port, running
+from tests.support import PYTHON, ROOT
+from tests.support import prometheus as run_prometheus
 
 
 @dataclass(frozen=True)
@@ -70,25 +70,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 @contextlib.contextmanager
 def prometheus(targets: list[str], workdir: Path) -> Iterator[str]:
     """The real Prometheus scraping targets every second; yields its base URL."""
-    from tests.support import require_binary
-
-    binary = require_binary("prometheus", "apt-get install prometheus")
-    port = free_port()
-    config = workdir / "prometheus.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s"},
-                "scrape_configs": [{"job_name": "test", "static_configs": [{"targets": targets}]}],
-            }
-        )
-    )
-    args = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    with running(args, f"http://127.0.0.1:{port}/-/ready", timeout=60):
-        yield f"http://127.0.0.1:{port}"
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{"job_name": "test", "static_configs": [{"targets": targets}]}],
+    }
+    with run_prometheus(config, workdir) as url:
+        yield url

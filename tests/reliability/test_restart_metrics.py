@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.reliability.conftest import FEEDBACK_SECRET
-from tests.support import ROOT, free_port, model_service, require_binary, running
+from tests.support import ROOT, free_port, model_service
+from tests.support import prometheus as run_prometheus
 
 RULES = ROOT / "deploy" / "helm" / "restaurant-sentiment" / "files" / "prometheus-rules.yaml"
 OUTCOMES = ("true_pos", "true_neg", "false_pos", "false_neg")
@@ -23,8 +23,6 @@ FEEDBACK_NOW = " + ".join(f"sum({o}_predictions_total)" for o in OUTCOMES)
 @contextlib.contextmanager
 def prometheus(target_port: int, workdir: Path) -> Iterator[str]:
     """A real Prometheus scraping one model-service every second, with the chart's rules."""
-    binary = require_binary("prometheus", "apt-get install prometheus")
-    port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
@@ -35,16 +33,8 @@ def prometheus(target_port: int, workdir: Path) -> Iterator[str]:
         ],
         "rule_files": [str(RULES)],
     }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    args = [
-        binary,
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    with running(args, f"http://127.0.0.1:{port}/-/ready", timeout=30):
-        yield f"http://127.0.0.1:{port}"
+    with run_prometheus(config, workdir) as url:
+        yield url
 
 
 def query(prom: str, expr: str) -> float | None:
