@@ -50,13 +50,14 @@ def service_version() -> str:
         return "0.0.0"
 
 
-def register_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Add models that routes reference by name (those reading their own body) to OpenAPI."""
+def extend_openapi(app: FastAPI, paths: dict[str, Any], *models: type[BaseModel]) -> None:
+    """Add hand-written operations, and the models they name, to the generated OpenAPI."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
+            schema["paths"] = {**paths, **schema["paths"]}
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in models:
                 js = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
             return JSONResponse({"detail": [error]}, status_code=422)
         return await http_exception_handler(request, exc)
 
-    app.include_router(predict.router)
+    app.router.routes.extend(predict.ROUTES)
     app.include_router(feedback.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -127,7 +128,7 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         )
 
     # Millisecond buckets, so the dashboard's latency p95 can resolve a fast prediction.
-    register_schemas(app, ReviewIn, BatchIn, Prediction, BatchOut, ErrorOut)
+    extend_openapi(app, predict.OPENAPI, ReviewIn, BatchIn, Prediction, BatchOut, ErrorOut)
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
         app, latency_lowr_buckets=LATENCY_BUCKETS
     ).expose(app, include_in_schema=False)
