@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from model_service.preprocess import preprocess
+from model_service.preprocess import preprocess, preprocess_words
 
 VECTORIZER_FILE = "c1_BoW_Sentiment_Model.pkl"
 CLASSIFIER_FILE = "c2_Classifier_Sentiment_Model"
@@ -137,7 +137,11 @@ class SentimentModel:
             self.classes = [int(c) for c in sklearn_objects[1].classes_]
             return
         self.classes = list(tables["classes"])
-        self._vocabulary: dict[str, int] = tables["vocabulary"]
+        # n-grams are keyed by word tuples, so a review's bigrams need no string building.
+        self._vocabulary: dict[str | tuple[str, ...], int] = {
+            (tuple(term.split(" ")) if " " in term else term): index
+            for term, index in tables["vocabulary"].items()
+        }
         self._min_len: int = tables["min_len"]
         self._ngrams: tuple[int, int] = tables["ngram_range"]
         self._binary: bool = tables["binary"]
@@ -191,19 +195,17 @@ class SentimentModel:
 
     # -- serving paths -------------------------------------------------------------------------
 
-    def _terms(self, text: str) -> list[str]:
-        """The vectoriser's terms for a preprocessed review (sklearn's word analyzer)."""
-        words = text.split()
+    def _terms(self, review: str) -> list[str | tuple[str, ...]]:
+        """The vectoriser's terms for a review (sklearn's word analyzer on preprocessed text)."""
+        words = preprocess_words(review)
         if self._min_len > 1:
             words = [w for w in words if len(w) >= self._min_len]
         low, high = self._ngrams
-        if high == 1:
-            return words
-        terms = list(words) if low == 1 else []
+        terms: list[str | tuple[str, ...]] = list(words) if low == 1 else []
         if low <= 2 <= high:
-            terms += [f"{a} {b}" for a, b in pairwise(words)]
+            terms += pairwise(words)
         for n in range(max(low, 3), high + 1):
-            terms += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+            terms += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         return terms
 
     def predict(self, review: str) -> Scored:
@@ -211,7 +213,7 @@ class SentimentModel:
         if self._by_sklearn:
             return self._sklearn_batch([review])[0]
         table = self._table
-        counts = Counter(t for t in self._terms(preprocess(review)) if t in table)
+        counts = Counter(t for t in self._terms(review) if t in table)
         negative, positive = self.classes
         z = self._bias
         if self._gnb:
@@ -235,20 +237,16 @@ class SentimentModel:
         """Score many reviews in one vectorised pass over all their terms."""
         if self._by_sklearn:
             return self._sklearn_batch(reviews)
+        per_review = [self._terms(review) for review in reviews]
         vocabulary_get = self._vocabulary.get
-        docs: list[int] = []
-        ids: list[int] = []
-        for doc, review in enumerate(reviews):
-            for term in self._terms(preprocess(review)):
-                index = vocabulary_get(term)
-                if index is not None:
-                    docs.append(doc)
-                    ids.append(index)
-        n_docs, n_terms = len(reviews), len(self._weights)
-        keys, counts = np.unique(
-            np.asarray(docs, dtype=np.int64) * n_terms + np.asarray(ids, dtype=np.int64),
-            return_counts=True,
+        found = np.fromiter(
+            (vocabulary_get(t, -1) for terms in per_review for t in terms), dtype=np.int64
         )
+        docs = np.repeat(np.arange(len(reviews)), [len(terms) for terms in per_review])
+        known = found >= 0
+        docs, ids = docs[known], found[known]
+        n_docs, n_terms = len(reviews), len(self._weights)
+        keys, counts = np.unique(docs * n_terms + ids, return_counts=True)
         doc_of, term_of = keys // n_terms, keys % n_terms
         x = np.ones(len(keys)) if self._binary else counts.astype(float)
         if self._gnb:

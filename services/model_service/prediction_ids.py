@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from hashlib import blake2b
 
-# An id is "<version>.<prediction>.<issued at, hex>.<nonce>.<signature>", signed with HMAC-SHA256.
+# An id is "<version>.<prediction>.<issued at, hex>.<nonce>.<signature>", signed with keyed BLAKE2b.
 # (A general-purpose serializer cost ~15 µs per id, which a batch of 1,000 predictions felt.)
 _SIG_BYTES = 16
 
@@ -33,18 +33,14 @@ class PredictionIds:
     """Issues and verifies ids, and remembers recently used ones (bounded)."""
 
     def __init__(self, secret: str, max_age: int, remember: int = 100_000) -> None:
-        key = hashlib.sha256(b"prediction-id:" + secret.encode()).digest()
-        # Copying a keyed HMAC skips the key set-up that hmac.new repeats for every id.
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        # BLAKE2b in keyed mode is a MAC in one C call, several times cheaper than HMAC-SHA256.
+        self._key = hashlib.blake2b(b"prediction-id:" + secret.encode(), digest_size=64).digest()
         self._max_age = max_age
         self._used: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
 
     def _sign(self, payload: str) -> str:
-        mac = self._mac.copy()
-        mac.update(payload.encode())
-        digest = mac.digest()[:_SIG_BYTES]
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        return blake2b(payload.encode(), key=self._key, digest_size=_SIG_BYTES).hexdigest()
 
     def issue(self, version: str, prediction: int) -> str:
         """A new signed id for a prediction."""

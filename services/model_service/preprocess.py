@@ -51,21 +51,45 @@ def _words(tokens: list[str]) -> list[str]:
     return out
 
 
-def _mark_negation(tokens: list[str]) -> str:
+_PLAIN, _STOP, _END, _NEGATE, _EXPAND = range(5)
+# One look-up classifies a token; words not listed (nearly all) are plain.
+_KIND = (
+    dict.fromkeys(_PUNCTUATION, _STOP)
+    | dict.fromkeys(_SCOPE_END, _END)
+    | dict.fromkeys(_NEGATORS, _NEGATE)
+    | dict.fromkeys(_BARE, _EXPAND)
+)
+
+
+def _mark_negation(tokens: list[str]) -> list[str]:
     out: list[str] = []
     negated = False
-    for token in _words(tokens):
-        if token in _PUNCTUATION:
+    for token in tokens:
+        kind = _KIND.get(token, _PLAIN)
+        if kind == _PLAIN and "'" in token:
+            kind = _EXPAND
+        if kind == _PLAIN:
+            out.append("neg_" + token if negated else token)
+        elif kind == _STOP:
             negated = False
-        elif token in _SCOPE_END:
+        elif kind == _END:
             negated = False
             out.append(token)
-        elif token in _NEGATORS:
+        elif kind == _NEGATE:
             negated = True
             out.append(token)
-        else:
-            out.append("neg_" + token if negated else token)
-    return " ".join(out)
+        else:  # a contraction: expand it and mark its words like any others
+            for word in _words([token]):
+                word_kind = _KIND.get(word, _PLAIN)
+                if word_kind == _NEGATE:
+                    negated = True
+                    out.append(word)
+                elif word_kind == _END:
+                    negated = False
+                    out.append(word)
+                else:
+                    out.append("neg_" + word if negated else word)
+    return out
 
 
 def normalise(text: str) -> list[str]:
@@ -73,6 +97,11 @@ def normalise(text: str) -> list[str]:
     return _words(_TOKEN.findall(_fold(text)))
 
 
+def preprocess_words(text: str) -> list[str]:
+    """The review's words, those in a negation's scope marked ``neg_``."""
+    return _mark_negation(_TOKEN.findall(_fold(text)))
+
+
 def preprocess(text: str) -> str:
     """Return the review as space-separated words, those in a negation's scope marked ``neg_``."""
-    return _mark_negation(_TOKEN.findall(_fold(text)))
+    return " ".join(_mark_negation(_TOKEN.findall(_fold(text))))

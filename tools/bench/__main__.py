@@ -116,7 +116,7 @@ def rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--model-dir", type=Path, default=ROOT / "ml-model")
-    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--requests", type=int, default=4000)
     args = parser.parse_args(argv)
     reviews = load_corpus(CORPUS).reviews
     failures = []
@@ -168,23 +168,43 @@ def main(argv: list[str] | None = None) -> int:
 
         review = {"review": "The pasta was divine but the waiter was rude.", "restaurantName": "x"}
         body = json.dumps(review).encode()
-        print(f"\nOne uvicorn worker, concurrency 8, {args.requests} requests each")
-        health = run_load(port, http_request("GET", "/healthz"), args.requests, 8)
-        predict = run_load(port, http_request("POST", "/predict", body), args.requests, 8)
+        rounds = 3
+        print(
+            f"\nOne uvicorn worker, concurrency 8, {rounds} alternating rounds of {args.requests}"
+        )
+        # Alternating rounds expose both endpoints to the same background load on a shared
+        # machine; each figure is the median round.
+        results: dict[str, list[tuple[float, float, float]]] = {"health": [], "predict": []}
+        for _ in range(rounds):
+            results["health"].append(
+                run_load(port, http_request("GET", "/healthz"), args.requests, 8)
+            )
+            results["predict"].append(
+                run_load(port, http_request("POST", "/predict", body), args.requests, 8)
+            )
+        health, predict = (sorted(results[k])[rounds // 2] for k in ("health", "predict"))
         for name, (rps, p50, p99) in (("GET /healthz", health), ("POST /predict", predict)):
             print(f"  {name:<14} {rps:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
-        share = predict[0] / health[0]
-        print(f"  /predict reaches {share:.0%} of /healthz (target >= 70%)")
+        shares = [p[0] / h[0] for h, p in zip(results["health"], results["predict"], strict=True)]
+        share = statistics.median(shares)
+        print(
+            f"  /predict reaches {share:.0%} of /healthz (target >= 70%; rounds: "
+            + ", ".join(f"{x:.0%}" for x in shares)
+            + ")"
+        )
         if share < 0.7:
             failures.append(f"/predict at {share:.0%} of /healthz < 70%")
 
         items = [{"review": r, "restaurantName": "Sea Breeze Grill"} for r in reviews[:1000]]
         batch = json.dumps({"reviews": items}).encode()
-        rps, p50, _ = run_load(port, http_request("POST", "/predict/batch", batch), 40, 1)
+        batches = sorted(
+            run_load(port, http_request("POST", "/predict/batch", batch), 30, 1) for _ in range(3)
+        )
+        rps, p50, _ = batches[1]
         per_second = rps * 1000
         print(
-            f"\nPOST /predict/batch (1,000 reviews): {per_second:,.0f} reviews/s, "
-            f"p50 {p50:.1f} ms per batch (target >= 50,000)"
+            f"\nPOST /predict/batch, 1,000 reviews a request (median of 3 rounds): "
+            f"{per_second:,.0f} reviews/s, p50 {p50:.1f} ms per batch (target >= 50,000)"
         )
         if per_second < 50_000:
             failures.append(f"batch {per_second:,.0f} reviews/s < 50,000")
