@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -182,3 +183,21 @@ def test_cluster_config_files_match_the_chart() -> None:
     telemetry = yaml.safe_load((K8S / "telemetry.yaml").read_text())
     providers = [p["name"] for p in istio["spec"]["meshConfig"]["extensionProviders"]]
     assert telemetry["spec"]["tracing"][0]["providers"] == [{"name": providers[0]}]
+
+
+def test_prometheus_gets_a_mesh_certificate_where_the_servicemonitor_reads_it() -> None:
+    spec = yaml.safe_load((K8S / "kube-prometheus-stack-values.yaml").read_text())["prometheus"][
+        "prometheusSpec"
+    ]
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert spec["podMetadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    annotations = spec["podMetadata"]["annotations"]
+    # The sidecar only hands out the certificate: it intercepts no traffic of Prometheus.
+    assert annotations["traffic.sidecar.istio.io/includeInboundPorts"] == ""
+    assert annotations["traffic.sidecar.istio.io/includeOutboundIPRanges"] == ""
+    output = yaml.safe_load(annotations["proxy.istio.io/config"])["proxyMetadata"]["OUTPUT_CERTS"]
+    (user_mount,) = json.loads(annotations["sidecar.istio.io/userVolumeMount"])
+    assert user_mount["mountPath"] == output
+    (mount,) = [m for m in spec["volumeMounts"] if m["name"] == user_mount["name"]]
+    assert mount["mountPath"].rstrip("/") == chart["monitoring"]["istioCertsDir"].rstrip("/")
+    assert any(v["name"] == user_mount["name"] for v in spec["volumes"])
