@@ -77,7 +77,7 @@ def test_the_same_data_rolls_back_when_the_worse_model_is_the_treatment(
 def test_readable_output_names_the_source_and_decision(mesh: Mesh, simulated: dict) -> None:
     result = run_cli("decide", *_metrics_flags(mesh))
     assert result.returncode == 0, result.stderr
-    assert "/metrics of http://127.0.0.1:" in result.stdout
+    assert "http://127.0.0.1:" in result.stdout and "counters since each process" in result.stdout
     assert "Decision: PROMOTE" in result.stdout
     assert "Reason: canary is better" in result.stdout
 

@@ -108,7 +108,7 @@ async def test_page_shows_bars_intervals_counts_probability_and_decision() -> No
     assert re.search(r'<p class="decision__value">PROMOTE</p>', page)
     assert "canary is better: P(canary better) = 1.000" in page
     assert re.search(r'class="probability">100\.0%<', page)
-    assert "/metrics of http://stable.test/metrics, http://canary.test/metrics" in page
+    assert "Source: http://stable.test/metrics, http://canary.test/metrics (counters" in page
     parser = InlineCode()
     parser.feed(page)
     assert parser.problems == []
@@ -126,7 +126,7 @@ async def test_json_is_the_analysis_of_the_same_counts() -> None:
     }
     observation = Observation(
         source="metrics",
-        description=f"/metrics of {', '.join(URLS)} (counters since each process started)",
+        description=f"{', '.join(URLS)} (counters since each process started)",
         counts=counts,
     )
     expected = analyse(observation, load_config()).model_dump(mode="json")

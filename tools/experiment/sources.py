@@ -123,7 +123,7 @@ async def from_metrics(urls: Sequence[str], client: httpx.AsyncClient | None = N
             totals[key] = totals.get(key, 0.0) + value
     return Observation(
         source="metrics",
-        description=f"/metrics of {', '.join(urls)} (counters since each process started)",
+        description=f"{', '.join(urls)} (counters since each process started)",
         counts=_counts_from_totals(totals),
     )
 
