@@ -76,7 +76,7 @@ def test_compose_spec_schema() -> None:
 def test_the_services_and_their_published_ports(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == SERVICES
-    assert "8083:8083" in services["app"]["ports"], "the frontend keeps the original's port 8083"
+    assert "127.0.0.1:8083:8083" in services["app"]["ports"], "the original's port 8083"
     assert services["app"]["environment"]["FRONTEND_HOST"] == "0.0.0.0"
     for version in ("stable", "canary"):
         env = services[f"model-service-{version}"]["environment"]
@@ -90,8 +90,61 @@ def test_the_services_and_their_published_ports(compose: dict[str, Any]) -> None
 
 def test_published_ports_follow_the_environment() -> None:
     moved = load_compose({"APP_PORT": "18083", "GATEWAY_PORT": "18080"})
-    assert "18083:8083" in moved["services"]["app"]["ports"]
-    assert "18080:8080" in moved["services"]["gateway"]["ports"]
+    assert "127.0.0.1:18083:8083" in moved["services"]["app"]["ports"]
+    assert "127.0.0.1:18080:8080" in moved["services"]["gateway"]["ports"]
+
+
+def test_ports_are_published_on_loopback_unless_bind_address_says_otherwise(
+    compose: dict[str, Any],
+) -> None:
+    published = [p for s in compose["services"].values() for p in s.get("ports", [])]
+    assert len(published) == 4
+    assert all(str(p).startswith("127.0.0.1:") for p in published), published
+    shared = load_compose({"BIND_ADDRESS": "0.0.0.0"})
+    assert all(
+        str(p).startswith("0.0.0.0:") for s in shared["services"].values() for p in s.get("ports", [])
+    )
+
+
+def test_the_project_name_comes_from_the_env_file_both_compose_versions_read() -> None:
+    env = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / ".env").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env == {"COMPOSE_PROJECT_NAME": "restaurant-sentiment"}
+    # docker-compose 1.29 rejects a top-level `name:` key.
+    assert "name" not in yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def test_docker_compose_1_29_accepts_the_file(tmp_path: Path) -> None:
+    binary = require_binary("docker-compose", "apt-get install docker-compose")
+    result = subprocess.run(
+        [binary, "--file", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=DEPLOY,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_experiment_page_gets_the_charts_values_and_every_versions_metrics(
+    compose: dict[str, Any],
+) -> None:
+    env = compose["services"]["app"]["environment"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    # The same object the chart's frontend Deployment passes.
+    assert json.loads(env["FRONTEND_EXPERIMENT_CONFIG"]) == {
+        "experiment": values["experiment"],
+        "modelService": {"versions": values["modelService"]["versions"]},
+    }
+    FrontendSettings(**{"experiment_config": json.loads(env["FRONTEND_EXPERIMENT_CONFIG"])})
+    urls = json.loads(env["FRONTEND_EXPERIMENT_METRICS_URLS"])
+    versions = [v["name"] for v in values["modelService"]["versions"]]
+    assert urls == [f"http://model-service-{v}:8080/metrics" for v in versions]
+    for version in versions:
+        assert f"model-service-{version}" in compose["services"]
 
 
 def test_every_service_has_a_healthcheck_and_waits_for_healthy_ones(
