@@ -8,7 +8,7 @@ MODEL_DIR ?= ml-model
 GATEWAY_PORT ?= 8080
 export GATEWAY_PORT
 
-.PHONY: help install models up test lint bench load experiment simulate promote rollback \
+.PHONY: help install models up test test-containers images lint bench load experiment simulate promote rollback \
 	deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
@@ -37,8 +37,14 @@ lint: install ## Ruff and mypy on the code, hadolint on the Dockerfiles
 	$(VENV)/bin/mypy services tools
 	$(VENV)/bin/hadolint services/*/Dockerfile
 
-test: install $(MODEL_DIR)/stable/metadata.json lint ## Lint, then run every test
-	$(VENV)/bin/pytest
+test: install $(MODEL_DIR)/stable/metadata.json lint ## Lint, then run every test but the container tier
+	$(VENV)/bin/pytest -m "not containers"
+
+test-containers: install $(MODEL_DIR)/stable/metadata.json ## Build the images and run them as compose does (starts dockerd if needed)
+	$(VENV)/bin/pytest tests/containers -m containers
+
+images: ## Build the three images (local bases where no registry is reachable: LOCAL_BASE=1)
+	bash deploy/docker/images.sh
 
 bench: install $(MODEL_DIR)/stable/metadata.json ## Measure scoring speed, throughput, memory and start time
 	$(PY) -m bench
