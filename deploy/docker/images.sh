@@ -6,6 +6,7 @@
 #   TAG           default the project version (pyproject.toml)
 #   LOCAL_BASE=1  build on local base images (deploy/docker/local-base.sh), for hosts that reach
 #                 no image registry
+#   PYTHON_IMAGE, UV_IMAGE, DEBIAN_IMAGE  other bases, when set (the Dockerfiles' build arguments)
 #   CA_BUNDLE     a PEM file of extra CA certificates the package downloads trust (for a proxy
 #                 that re-signs TLS); passed as a BuildKit secret, never stored in an image
 #   DOCKER        the docker client (it must build with BuildKit)
@@ -20,6 +21,11 @@ options=()
 if [[ ${LOCAL_BASE:-} == 1 ]]; then
     read -r -a options <<<"$(DOCKER=$DOCKER deploy/docker/local-base.sh --build-args)"
 fi
+for arg in PYTHON_IMAGE UV_IMAGE DEBIAN_IMAGE; do
+    if [[ -n ${!arg:-} ]]; then
+        options+=(--build-arg "$arg=${!arg}")
+    fi
+done
 if [[ -n ${CA_BUNDLE:-} ]]; then
     options+=(--secret "id=ca-bundle,src=$CA_BUNDLE")
 fi

@@ -100,10 +100,8 @@ def test_ports_are_published_on_loopback_unless_bind_address_says_otherwise(
     published = [p for s in compose["services"].values() for p in s.get("ports", [])]
     assert len(published) == 4
     assert all(str(p).startswith("127.0.0.1:") for p in published), published
-    shared = load_compose({"BIND_ADDRESS": "0.0.0.0"})
-    assert all(
-        str(p).startswith("0.0.0.0:") for s in shared["services"].values() for p in s.get("ports", [])
-    )
+    shared = load_compose({"BIND_ADDRESS": "0.0.0.0"})["services"].values()
+    assert all(str(p).startswith("0.0.0.0:") for s in shared for p in s.get("ports", []))
 
 
 def test_the_project_name_comes_from_the_env_file_both_compose_versions_read() -> None:

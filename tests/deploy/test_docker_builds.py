@@ -133,3 +133,13 @@ def test_images_script_builds_what_compose_names() -> None:
     assert compose["app"]["image"] == "P-frontend:T"
     assert compose["model-service-stable"]["image"] == "P-model-service:T"
     assert '--tag "$IMAGE_PREFIX-$name:$TAG"' in script
+
+
+def test_compose_passes_the_base_arguments_from_the_environment() -> None:
+    services = load_compose()["services"]
+    for name in ("app", "model-service-stable", "model-service-canary"):
+        build = services[name]["build"]
+        dockerfile = ROOT / build["dockerfile"]
+        assert set(build["args"]) == {"PYTHON_IMAGE", "UV_IMAGE"} <= set(global_args(dockerfile))
+    local = load_compose({"GATEWAY_IMAGE": "local/gateway:1"})["services"]["gateway"]
+    assert local["image"] == "local/gateway:1"
