@@ -24,6 +24,7 @@ from tests.containers.support import (
     Report,
     published_port,
     running,
+    wait_healthy,
     wait_ready,
 )
 from tests.support import PYTHON, ROOT
@@ -243,3 +244,24 @@ def test_a_model_folder_mounted_at_app_ml_model_replaces_the_built_in_one(
     assert served["mounted"] == expected, "the mounted model is served"
     assert served["mounted"]["data"]["reviews"] == 600
     assert served["built-in"]["data"]["sha256"] != expected["data"]["sha256"]
+
+
+def test_the_images_own_healthchecks_turn_healthy(
+    docker: Docker, images: dict[str, str], report: Report
+) -> None:
+    """`docker run` without compose: each image's HEALTHCHECK (the gateway with the compose
+    configuration mounted, as compose runs it)."""
+    config = ROOT / "deploy" / "istio" / "envoy.yaml"
+    gateway_options = ["--volume", f"{config}:/etc/envoy/envoy.yaml:ro"]
+    started = time.monotonic()
+    with (
+        running(docker, images["model-service"], *HARDENED) as model_service,
+        running(docker, images["frontend"], *HARDENED) as frontend,
+        running(docker, images["gateway"], *HARDENED, *gateway_options) as gateway,
+    ):
+        containers = {"model-service": model_service, "frontend": frontend, "gateway": gateway}
+        for name, container in containers.items():
+            wait_healthy(docker, container)
+            seconds = time.monotonic() - started
+            report.add("image healthcheck: healthy after (s)", name, round(seconds, 1))
+            assert docker.inspect("container", container)["Config"]["Healthcheck"]["Test"]
