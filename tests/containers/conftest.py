@@ -59,6 +59,7 @@ def docker() -> Iterator[Docker]:
     engine = Docker(client, started_engine=started)
     REPORT_DATA.add("engine", "server", engine("version", "--format", "{{.Server.Version}}").stdout)
     try:
+        engine.create_network()
         yield engine
     finally:
         engine.clean_up()

@@ -62,6 +62,8 @@ class Docker:
     client: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     started_engine: bool = False
+    # The run's own bridge network, for the containers started without compose.
+    network: str | None = None
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 120, **kwargs: Any
@@ -92,6 +94,11 @@ class Docker:
         flag = ["--all"] if kind == "container" else []
         out = self(kind, "ls", *flag, "--quiet", "--filter", f"label={RUN_LABEL}={self.run_id}")
         return out.stdout.split()
+
+    def create_network(self) -> None:
+        name = f"rstest{self.run_id}"
+        self("network", "create", "--label", f"{RUN_LABEL}={self.run_id}", name)
+        self.network = name
 
     def clean_up(self) -> None:
         """Remove everything this run created (containers first, then networks and volumes)."""
@@ -283,10 +290,11 @@ def wait_ready(url: str, started: float, timeout: float = 60, **kwargs: Any) -> 
 def running(
     docker: Docker, image: str, *options: str, command: Sequence[str] = ()
 ) -> Iterator[str]:
-    """`docker run --detach` with this run's label; the container is removed afterwards."""
-    container = docker(
-        "run", "--detach", "--label", f"{RUN_LABEL}={docker.run_id}", *options, image, *command
-    ).stdout.strip()
+    """`docker run --detach` with this run's label on its network; removed afterwards."""
+    network = ["--network", docker.network] if docker.network else []
+    label = ["--label", f"{RUN_LABEL}={docker.run_id}"]
+    started = docker("run", "--detach", *label, *network, *options, image, *command)
+    container = started.stdout.strip()
     try:
         yield container
     finally:

