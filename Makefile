@@ -7,73 +7,80 @@ DATA ?= data/restaurant_reviews.tsv
 MODEL_DIR ?= ml-model
 GATEWAY_PORT ?= 8080
 export GATEWAY_PORT
+TOOLS := restaurant_sentiment.tools
+TRAIN := restaurant_sentiment.model_service.train
+MODELS := $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json
+# What the trained models depend on: the corpus and the code that reads, prepares and fits it.
+MODEL_CODE := services/model-service/src/restaurant_sentiment/model_service
+TRAINING_INPUTS := $(DATA) $(addprefix $(MODEL_CODE)/,train.py preprocess.py corpus.py files.py)
+MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
-.PHONY: help install models up test test-containers images lint bench load experiment simulate promote rollback \
-	deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
+.PHONY: help install models docs up test test-fast test-containers images lint bench load experiment simulate promote \
+	rollback deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed ## Create .venv and install the project with its dev tools
+install: $(VENV)/.installed ## Create .venv with every workspace package and the dev tools
 
-$(VENV)/.installed: pyproject.toml uv.lock
+$(VENV)/.installed: pyproject.toml uv.lock $(MEMBERS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
-	$(VENV)/bin/uv sync --frozen --inexact --extra dev
+	$(VENV)/bin/uv sync --frozen --inexact
 	touch $@
 
-models: install ## Train the stable and canary models into ml-model/ (DATA=file.tsv for another corpus)
-	$(PY) -m model_service.train --data $(DATA) --out $(MODEL_DIR)
+models: $(MODELS) ## Train stable and canary into ml-model/ when the corpus or training code changed (DATA=file.tsv)
 
-$(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json: | $(VENV)/.installed
-	$(PY) -m model_service.train --data $(DATA) --out $(MODEL_DIR)
+$(MODELS) &: $(TRAINING_INPUTS) | $(VENV)/.installed
+	$(PY) -m $(TRAIN) --data $(DATA) --out $(MODEL_DIR)
 
-up: install $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json ## Run everything locally behind the Envoy gateway on GATEWAY_PORT
-	$(PY) -m localmesh up --model-dir $(MODEL_DIR)
+docs: install models ## Regenerate the README's model table from ml-model/*/metadata.json
+	$(PY) -m $(TOOLS).docs
 
-lint: install ## Ruff and mypy on the code, hadolint on the Dockerfiles
-	$(VENV)/bin/ruff check services tools tests
-	$(VENV)/bin/ruff format --check services tools tests
-	$(VENV)/bin/mypy services tools
+up: install models ## Run everything locally behind the Envoy gateway (ports: see the README)
+	$(PY) -m $(TOOLS).localmesh up --model-dir $(MODEL_DIR)
+
+lint: install ## Ruff, mypy and the import layers on the code, hadolint on the Dockerfiles
+	$(VENV)/bin/ruff check libs services tools tests
+	$(VENV)/bin/ruff format --check libs services tools tests
+	$(VENV)/bin/mypy libs/*/src services/*/src tools/src
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint services/*/Dockerfile
 
-test: install $(MODEL_DIR)/stable/metadata.json lint ## Lint, then run every test but the container tier
-	$(VENV)/bin/pytest -m "not containers"
+test: install models lint ## Lint, then run every test but the container tier (what CI runs first)
+	$(VENV)/bin/pytest -m "not containers" --durations=15
 
-test-containers: install $(MODEL_DIR)/stable/metadata.json ## Build the images and run them as compose does (starts dockerd if needed)
+test-containers: install models ## Build the images and run them as compose does (starts dockerd if needed)
 	$(VENV)/bin/pytest tests/containers -m containers
 
-images: ## Build the three images (local bases where no registry is reachable: LOCAL_BASE=1)
+images: ## Build the three images as compose names them (LOCAL_BASE=1 without a registry)
 	bash deploy/docker/images.sh
 
-bench: install $(MODEL_DIR)/stable/metadata.json ## Measure scoring speed, throughput, memory and start time
-	$(PY) -m bench
+test-fast: install models ## In-process tests only: no servers, Envoy, browser or containers
+	$(VENV)/bin/pytest -m "not slow" --durations=10
 
-load: install $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json ## 20,000 requests at concurrency 32 through the gateway (loopback); fails on a 5xx or >=10% memory growth
-	$(PY) -m load $(if $(LOAD_GATEWAY),--gateway $(LOAD_GATEWAY))
+bench: install models ## Measure scoring speed, throughput, memory and start time; fails on a missed target
+	$(PY) -m $(TOOLS).bench
 
-experiment: install ## Decide with statistics whether the canary wins (PROMETHEUS_URL to read Prometheus)
-	$(PY) -m experiment decide $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL))
+load: install models ## 20,000 requests at concurrency 32 through the gateway (loopback); fails on a 5xx or >=10% memory growth
+	$(PY) -m $(TOOLS).load $(if $(LOAD_GATEWAY),--gateway $(LOAD_GATEWAY))
 
-simulate: install ## Send held-out labelled reviews through the gateway as many clients, with feedback
-	$(PY) -m experiment simulate --data $(DATA) --gateway http://127.0.0.1:$(GATEWAY_PORT) --host-header service.localhost --clients 1000 --reviews 1000
+experiment: install ## Decide with statistics whether the canary wins (PROMETHEUS_URL to read Prometheus; JSON=1 for JSON)
+	$(PY) -m $(TOOLS).experiment decide $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL)) $(if $(JSON),--json)
 
-promote: install ## All traffic to the canary (TO=version) on the running gateway; K8S=1 helm upgrade; DRY_RUN=1 prints
-	$(PY) -m localmesh promote $(TO) $(if $(K8S),--kubernetes)
+simulate: install ## Send held-out labelled reviews through the running gateway as many clients, with feedback
+	$(PY) -m $(TOOLS).experiment simulate --data $(DATA) --gateway http://127.0.0.1:$(GATEWAY_PORT) --clients 1000 --reviews 1000
 
-rollback: install ## All traffic back to stable (TO=version); K8S=1 for helm upgrade; DRY_RUN=1 prints
-	$(PY) -m localmesh rollback $(TO) $(if $(K8S),--kubernetes)
+promote: install ## All new traffic to the canary (TO=version) on the running gateway; K8S=1 helm upgrade; DRY_RUN=1 prints
+	$(PY) -m $(TOOLS).localmesh promote $(TO) $(if $(K8S),--kubernetes)
 
-deploy-k8s: ## Deploy to minikube with Istio, monitoring, Kiali and Jaeger (DRY_RUN=1 prints the commands)
+rollback: install ## All new traffic back to stable (TO=version); K8S=1 helm upgrade; DRY_RUN=1 prints
+	$(PY) -m $(TOOLS).localmesh rollback $(TO) $(if $(K8S),--kubernetes)
+
+deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger and the chart (MEMORY, CPUS; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/deploy.sh
 
-unpromote: install ## All traffic to the canary (TO=version) on the running gateway; K8S=1 helm upgrade; DRY_RUN=1 prints
-	$(PY) -m localmesh promote $(TO) $(if $(K8S),--kubernetes)
-
-rollback: install ## All traffic back to stable (TO=version); K8S=1 for helm upgrade; DRY_RUN=1 prints
-	$(PY) -m localmesh rollback $(TO) $(if $(K8S),--kubernetes)
-
-deploy-k8s: ## Remove the release (ALL=1 also deletes the minikube cluster)
+undeploy-k8s: ## Remove what deploy-k8s installed (ALL=1 also deletes the minikube cluster; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/undeploy.sh
 
 images-minikube: ## Build both images inside minikube

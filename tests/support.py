@@ -1,24 +1,46 @@
-"""Helpers shared by tests that start real processes: free ports, readiness waits, binaries."""
+"""Helpers shared by tests that start real processes: commands, binaries, the chart's values.
+
+Starting a process and waiting for it is the tools' own code (`restaurant_sentiment.tools.procs`),
+so the tests start services exactly as `make up`, `make load` and `make bench` do.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from restaurant_sentiment.tools.paths import ARTEFACTS, CHART, CHART_VALUES, MODEL_DIR, ROOT
+from restaurant_sentiment.tools.procs import free_port, stop, wait_http
+from restaurant_sentiment.tools.procs import running as _running
+
+__all__ = [
+    "ARTEFACTS",
+    "CHART",
+    "CHART_VALUES",
+    "MODEL_DIR",
+    "PYTHON",
+    "ROOT",
+    "free_port",
+    "frontend_args",
+    "in_ci",
+    "model_service",
+    "model_service_args",
+    "model_services",
+    "prometheus",
+    "require_binary",
+    "running",
+    "stop",
+    "wait_http",
+]
+
 PYTHON = sys.executable
-ARTEFACTS = ROOT / "test-artefacts"
 
 
 def in_ci() -> bool:
@@ -36,71 +58,32 @@ def require_binary(name: str, hint: str) -> str:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll url until it answers 200, or fail with the process output."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            code = proc.returncode
-            raise RuntimeError(f"process exited with {code} before {url} was ready:\n{out}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready after {timeout}s (last error: {last})")
-
-
 @contextlib.contextmanager
 def running(
     args: Sequence[str],
     ready_url: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
-) -> Iterator[subprocess.Popen]:
-    """Start a process, wait for ready_url, and stop it (and its group) afterwards."""
-    proc = subprocess.Popen(
-        list(args),
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        if ready_url:
-            wait_http(ready_url, timeout=timeout, proc=proc)
+) -> Iterator[subprocess.Popen[str]]:
+    """Start a process from the repository root, its output in a pipe the test can read."""
+    with _running(
+        args, ready_url, env=env, timeout=timeout, cwd=ROOT, output=subprocess.PIPE, text=True
+    ) as proc:
         yield proc
-    finally:
-        stop(proc)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def model_service_args(version: str, port: int) -> list[str]:
+def model_service_args(version: str, port: int, values: Path = CHART_VALUES) -> list[str]:
     """The command line that starts one model-service version on a loopback port."""
-    return [PYTHON, "-m", "model_service", "--host", "127.0.0.1", "--port", str(port),
-            "--model-version", version]  # fmt: skip
+    return [PYTHON, "-m", "restaurant_sentiment.model_service", "--host", "127.0.0.1",
+            "--port", str(port), "--model-version", version,
+            "--values-file", str(values)]  # fmt: skip
+
+
+def frontend_args(port: int, model_service_url: str, values: Path = CHART_VALUES) -> list[str]:
+    """The command line that starts the frontend on a loopback port."""
+    return [PYTHON, "-m", "restaurant_sentiment.frontend", "--host", "127.0.0.1",
+            "--port", str(port), "--model-service-url", model_service_url,
+            "--values-file", str(values)]  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -118,23 +101,14 @@ def model_service(
 def model_services(versions: Iterable[str], timeout: float = 120.0) -> Iterator[dict[str, int]]:
     """Run several versions at once (their model loads overlap); yield version -> port."""
     ports = {version: free_port() for version in versions}
-    procs = [
-        subprocess.Popen(
-            model_service_args(version, port),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for version, port in ports.items()
-    ]
-    try:
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(_running(model_service_args(version, port), cwd=ROOT))
+            for version, port in ports.items()
+        ]
         for proc, port in zip(procs, ports.values(), strict=True):
             wait_http(f"http://127.0.0.1:{port}/readyz", timeout=timeout, proc=proc)
         yield ports
-    finally:
-        for proc in procs:
-            stop(proc)
 
 
 @contextlib.contextmanager
@@ -154,3 +128,13 @@ def prometheus(config: dict[str, object], workdir: Path) -> Iterator[str]:
     ]
     with running(args, f"http://127.0.0.1:{port}/-/ready", timeout=60):
         yield f"http://127.0.0.1:{port}"
+
+
+def values_variant(path: Path, **changes: object) -> Path:
+    """A copy of the chart's values with top-level keys replaced (camelCase), written to path."""
+    import yaml
+
+    raw = yaml.safe_load(CHART_VALUES.read_text(encoding="utf-8"))
+    raw.update(changes)
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path

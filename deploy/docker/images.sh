@@ -37,6 +37,6 @@ build() {
         --tag "$IMAGE_PREFIX-$name:$TAG" .
 }
 
-build model-service services/model_service/Dockerfile
+build model-service services/model-service/Dockerfile
 build frontend services/frontend/Dockerfile
 build gateway deploy/docker/envoy.Dockerfile

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.frontend.conftest import require_models
-from tests.support import ARTEFACTS, PYTHON, free_port, model_service, require_binary, running
+from tests.support import (
+    ARTEFACTS,
+    free_port,
+    frontend_args,
+    model_service,
+    require_binary,
+    running,
+)
 
 SCREENSHOTS = ARTEFACTS / "browser"
 CHROMIUM_ARGS = [
@@ -26,8 +33,8 @@ CHROMIUM_ARGS = [
 def frontend_process(model_service_url: str, *extra: str) -> Iterator[str]:
     """`python -m frontend` on a free port; yields its base URL."""
     port = free_port()
-    args = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--model-service-url", model_service_url, "--log-level", "warning", *extra]
+    args = frontend_args(port, model_service_url)
+    args += ["--log-level", "warning", *extra]
     with running(args, f"http://127.0.0.1:{port}/healthz", timeout=60):
         yield f"http://127.0.0.1:{port}"
 

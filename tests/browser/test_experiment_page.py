@@ -11,7 +11,7 @@ import pytest
 
 from tests.browser.conftest import screenshot_path
 from tests.frontend.conftest import require_models
-from tests.support import PYTHON, free_port, model_services, running
+from tests.support import free_port, frontend_args, model_services, running
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def test_experiment_page_shows_both_versions_and_the_decision(chromium: Any) -> 
         counts = {v: predict_with_feedback(f"http://127.0.0.1:{p}", 12) for v, p in ports.items()}
         urls = [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
         port = free_port()
-        args = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(port)]
+        args = frontend_args(port, f"http://127.0.0.1:{ports['stable']}")
         env = {"FRONTEND_EXPERIMENT_METRICS_URLS": json.dumps(urls)}
         with running(args, f"http://127.0.0.1:{port}/healthz", env=env, timeout=60):
             context = chromium.new_context(viewport={"width": 1200, "height": 1100})

@@ -288,12 +288,18 @@ def wait_ready(url: str, started: float, timeout: float = 60, **kwargs: Any) -> 
 
 @contextlib.contextmanager
 def running(
-    docker: Docker, image: str, *options: str, command: Sequence[str] = ()
+    docker: Docker,
+    image: str,
+    *options: str,
+    command: Sequence[str] = (),
+    network: str | None = None,
 ) -> Iterator[str]:
-    """`docker run --detach` with this run's label on its network; removed afterwards."""
-    network = ["--network", docker.network] if docker.network else []
+    """`docker run --detach` with this run's label, on the run's network unless another is
+    named; the container is removed afterwards."""
+    network = network or docker.network
+    attach = ["--network", network] if network else []
     label = ["--label", f"{RUN_LABEL}={docker.run_id}"]
-    started = docker("run", "--detach", *label, *network, *options, image, *command)
+    started = docker("run", "--detach", *label, *attach, *options, image, *command)
     container = started.stdout.strip()
     try:
         yield container

@@ -7,6 +7,7 @@ The last test stops every container, so it stays last in this module.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -18,6 +19,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from restaurant_sentiment.values import slugify
 from tests.containers.support import (
     LOOPBACK,
     PROJECT_VERSION,
@@ -25,6 +27,8 @@ from tests.containers.support import (
     Docker,
     Report,
     published_port,
+    running,
+    wait_ready,
 )
 from tests.support import ROOT
 
@@ -176,7 +180,34 @@ def test_the_frontend_renders_a_verdict_end_to_end(gateway: str) -> None:
         assert "accuracy" in feedback.text.lower()
 
 
-def test_the_experiment_page_has_its_configuration(frontend: str, gateway: str) -> None:
+def test_the_frontend_reads_the_mounted_values(frontend: str) -> None:
+    """The catalogue and the weights come from the chart's values.yaml that compose mounts; the
+    experiment's counts come from Prometheus, which is not started here, and the page says so."""
+    for restaurant in VALUES["restaurants"]:
+        slug = slugify(restaurant["name"])
+        page = httpx.get(f"{frontend}/restaurants/{slug}", timeout=10)
+        assert page.status_code == 200 and restaurant["name"] in html.unescape(page.text), slug
+    weights = {
+        sample.labels["model_version"]: sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{frontend}/metrics").text)
+        for sample in family.samples
+        if sample.name == "model_version_configured_weight"
+    }
+    assert weights == VERSIONS
+    answer = httpx.get(f"{frontend}/experiment.json", timeout=10)
+    assert answer.status_code == 503
+    assert "metrics cannot be read" in answer.json()["detail"], answer.text
+    assert "prometheus" in answer.json()["detail"].lower(), answer.text
+
+
+def test_the_experiment_page_counts_both_versions_without_prometheus(
+    docker: Docker,
+    frontend_image: str,
+    compose_project: ComposeProject,
+    gateway: str,
+) -> None:
+    """The frontend image with the other metrics source, each version's /metrics, on the
+    project's network: the page has the values' thresholds and weights and the counts."""
     with httpx.Client(base_url=gateway, headers=SERVICE_HOST, timeout=10) as http:
         for version in VERSIONS:
             http.post(
@@ -184,16 +215,22 @@ def test_the_experiment_page_has_its_configuration(frontend: str, gateway: str) 
                 json={"review": "Fine.", "restaurantName": "Gourmet Haven"},
                 headers={"Cookie": f"{COOKIE}={version}"},
             ).raise_for_status()
-    answer = httpx.get(f"{frontend}/experiment.json", timeout=10)
+    urls = json.dumps([f"http://model-service-{v}:8080/metrics" for v in VERSIONS])
+    options = ["--read-only", "--tmpfs", "/tmp", "--publish", f"{LOOPBACK}::8083",
+               "--env", f"FRONTEND_EXPERIMENT_METRICS_URLS={urls}"]  # fmt: skip
+    network = f"{compose_project.name}_default"
+    with running(docker, frontend_image, *options, network=network) as container:
+        base = f"http://{LOOPBACK}:{published_port(docker, container, 8083)}"
+        wait_ready(f"{base}/healthz", time.monotonic())
+        answer = httpx.get(f"{base}/experiment.json", timeout=10)
+        page = httpx.get(f"{base}/experiment", timeout=10)
     assert answer.status_code == 200, answer.text
     analysis = answer.json()
     thresholds = VALUES["experiment"]
     assert analysis["thresholds"]["min_feedback_per_version"] == thresholds["minFeedbackPerVersion"]
     assert analysis["thresholds"]["confidence_level"] == thresholds["confidenceLevel"]
-    weights = {v["name"]: v["configured_weight"] for v in analysis["versions"]}
-    assert weights == VERSIONS
+    assert {v["name"]: v["configured_weight"] for v in analysis["versions"]} == VERSIONS
     assert all(v["predictions"] >= 1 for v in analysis["versions"]), analysis["versions"]
-    page = httpx.get(f"{frontend}/experiment", timeout=10)
     assert page.status_code == 200 and "cannot be shown" not in page.text
 
 

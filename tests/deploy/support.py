@@ -19,7 +19,7 @@ DEPLOY = ROOT / "deploy"
 CHART = DEPLOY / "helm" / "restaurant-sentiment"
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILES = {
-    "model_service": ROOT / "services" / "model_service" / "Dockerfile",
+    "model_service": ROOT / "services" / "model-service" / "Dockerfile",
     "frontend": ROOT / "services" / "frontend" / "Dockerfile",
 }
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -143,3 +143,15 @@ def test_compose_passes_the_base_arguments_from_the_environment() -> None:
         assert set(build["args"]) == {"PYTHON_IMAGE", "UV_IMAGE"} <= set(global_args(dockerfile))
     local = load_compose({"GATEWAY_IMAGE": "local/gateway:1"})["services"]["gateway"]
     assert local["image"] == "local/gateway:1"
+
+
+def test_compose_builds_from_dockerfiles_that_exist() -> None:
+    builds = {n: s["build"] for n, s in load_compose()["services"].items() if "build" in s}
+    assert set(builds) == {"app", "model-service-stable", "model-service-canary"}
+    for name, build in builds.items():
+        context = (DEPLOY / build["context"]).resolve()
+        assert context == ROOT, name
+        assert (context / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
+    assert {b["dockerfile"] for b in builds.values()} == {
+        str(path.relative_to(ROOT)) for path in DOCKERFILES.values()
+    }

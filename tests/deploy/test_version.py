@@ -9,25 +9,40 @@ from importlib.metadata import version
 import httpx
 import yaml
 
-from frontend.app import create_app as create_frontend
-from frontend.config import Settings as FrontendSettings
-from model_service.app import create_app
-from model_service.config import Settings
-from tests.conftest import MODEL_DIR
+from restaurant_sentiment.frontend.app import create_app as create_frontend
+from restaurant_sentiment.frontend.config import Settings as FrontendSettings
+from restaurant_sentiment.model_service.app import create_app
+from restaurant_sentiment.model_service.config import Settings
 from tests.deploy.support import CHART
-from tests.support import ROOT
+from tests.support import CHART_VALUES, MODEL_DIR, ROOT
 
 PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
     "version"
 ]
 
 
-def test_installed_package_is_the_project_version() -> None:
-    assert version("restaurant-sentiment") == PROJECT_VERSION, "reinstall: make install"
+MEMBERS = [
+    "restaurant-sentiment-values",
+    "restaurant-sentiment-experiment",
+    "restaurant-sentiment-model-service",
+    "restaurant-sentiment-frontend",
+    "restaurant-sentiment-tools",
+]
+
+
+def test_every_workspace_package_is_the_project_version() -> None:
+    for folder in ("libs/values", "libs/experiment", "services/model-service",
+                   "services/frontend", "tools"):  # fmt: skip
+        project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))
+        assert project["project"]["version"] == PROJECT_VERSION, folder
+    for member in MEMBERS:
+        assert version(member) == PROJECT_VERSION, f"{member}: reinstall with `make install`"
 
 
 async def test_model_service_reports_the_project_version() -> None:
-    app = create_app(Settings(model_dir=MODEL_DIR, feedback_secret="x" * 32))
+    app = create_app(
+        Settings(model_dir=MODEL_DIR, values_file=CHART_VALUES, feedback_secret="x" * 32)
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://model") as client:
@@ -37,7 +52,7 @@ async def test_model_service_reports_the_project_version() -> None:
 
 
 async def test_frontend_reports_the_project_version() -> None:
-    app = create_frontend(FrontendSettings())
+    app = create_frontend(FrontendSettings(values_file=CHART_VALUES))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as client:

@@ -37,6 +37,7 @@ def test_the_workflows_exist() -> None:
     assert {f.name for f in FILES} == {"ci.yml", "release.yml"}
 
 
+@pytest.mark.slow
 def test_github_workflows_schema() -> None:
     checker = venv_binary("check-jsonschema", "pip install check-jsonschema")
     result = subprocess.run(
@@ -65,10 +66,12 @@ def actionlint(paths: list[Path]) -> list[dict[str, Any]]:
     return list(json.loads(result.stdout))
 
 
+@pytest.mark.slow
 def test_actionlint_finds_nothing() -> None:
     assert actionlint(FILES) == []
 
 
+@pytest.mark.slow
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     broken = load("release.yml")
     broken["jobs"]["release"]["needs"] = "versions"
@@ -133,7 +136,7 @@ def test_release_builds_and_pushes_each_image_the_chart_names() -> None:
     assert 'prefix=ghcr.io/${owner}/restaurant-sentiment"' in prefix_step["run"]
     for build in builds:
         assert build["push"] is True
-        suffix = "-model-service" if "model_service" in build["file"] else "-frontend"
+        suffix = "-model-service" if "model-service" in build["file"] else "-frontend"
         assert build["tags"] == (
             "${{ steps.names.outputs.prefix }}" + suffix + ":${{ needs.version.outputs.version }}"
         )

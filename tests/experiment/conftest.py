@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PYTHON, ROOT
+from tests.support import CHART_VALUES, PYTHON, ROOT
 from tests.support import prometheus as run_prometheus
 
 
@@ -34,7 +34,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m experiment` as a person would."""
     return subprocess.run(
-        [PYTHON, "-m", "experiment", *args],
+        [PYTHON, "-m", "restaurant_sentiment.tools.experiment", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -53,10 +53,10 @@ def decide_json(*args: str, env: dict[str, str] | None = None) -> dict:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     """`make up` itself (`python -m localmesh up`): both versions behind the generated gateway."""
-    from localmesh.values import load_values
+    from restaurant_sentiment.values import load_values
     from tests.mesh.conftest import start_up
 
-    values = load_values()
+    values = load_values(CHART_VALUES)
     with start_up(tmp_path_factory.mktemp("run")) as up:
         up.wait_for("Press Ctrl-C to stop everything.")
         yield Mesh(

@@ -14,13 +14,14 @@ def _dead() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["decide", "--metrics-url", "DEAD/metrics"], "error: cannot reach DEAD/metrics"),
         (["decide", "--prometheus-url", "DEAD"], "error: cannot reach DEAD/api/v1/query"),
         (["decide", "--window", "a week"], "is not a Prometheus duration"),
-        (["decide", "--values", "/nonexistent/values.yaml"], "cannot read values file"),
+        (["decide", "--values", "/nonexistent/values.yaml"], "cannot read the values file"),
         (["decide", "--treatment", "blue"], "treatment version 'blue'"),
         (["simulate", "--gateway", "DEAD", "--quiet"], "error: cannot reach the gateway at DEAD"),
         (["simulate", "--data", "/nonexistent.tsv", "--quiet"], "cannot read the file"),
@@ -36,6 +37,7 @@ def test_bad_input_gets_a_message_and_exit_2(args: list[str], message: str) -> N
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_malformed_corpus_names_the_line(tmp_path: Path) -> None:
     corpus = tmp_path / "reviews.tsv"
     corpus.write_text("Review\tLiked\nGreat food\t1\nNo label here\n", encoding="utf-8")

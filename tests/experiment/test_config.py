@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiment import ConfigError, load_config
-from experiment.config import DEFAULT_VALUES
+from restaurant_sentiment.experiment import ConfigError, load_config
+from tests.support import CHART_VALUES as DEFAULT_VALUES
 
 
 def test_reads_the_chart_values() -> None:
     values = yaml.safe_load(DEFAULT_VALUES.read_text(encoding="utf-8"))
-    config = load_config()
+    config = load_config(DEFAULT_VALUES)
     expected = values["experiment"]
     t = config.thresholds
     assert t.min_feedback_per_version == expected["minFeedbackPerVersion"]
@@ -49,7 +49,7 @@ def _write(tmp_path: Path, change: dict) -> Path:
         ({"experiment.minFeedbackPerVersion": 0}, "experiment.minFeedbackPerVersion"),
         ({"experiment.srmPValue": None}, "experiment.srmPValue: Field required"),
         ({"experiment.promoteProbabilty": 0.9}, "experiment.promoteProbabilty"),
-        ({"experiment": None}, "experiment must be a mapping"),
+        ({"experiment": None}, "experiment: Field required"),
         ({"modelService.versions.1.weight": 20}, "weights must sum to 100"),
         ({"modelService.versions.1.name": "blue"}, "treatment version 'canary'"),
         ({"modelService.versions.0.weight": "lots"}, "modelService.versions[0].weight"),
@@ -63,7 +63,7 @@ def test_bad_values_are_named(tmp_path: Path, change: dict, message: str) -> Non
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read values file"):
+    with pytest.raises(ConfigError, match="cannot read the values file"):
         load_config(tmp_path / "absent.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("experiment: [unclosed\n", encoding="utf-8")
@@ -72,7 +72,7 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 
 
 def test_other_versions_can_be_compared(tmp_path: Path) -> None:
-    config = load_config(control="canary", treatment="stable")
+    config = load_config(DEFAULT_VALUES, control="canary", treatment="stable")
     assert (config.control, config.treatment) == ("canary", "stable")
     with pytest.raises(ConfigError, match="control and treatment are both"):
-        load_config(control="stable", treatment="stable")
+        load_config(DEFAULT_VALUES, control="stable", treatment="stable")

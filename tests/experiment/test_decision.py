@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from experiment import Decision, ExperimentConfig, Observation, Thresholds, VersionCounts, analyse
+from restaurant_sentiment.experiment import (
+    Decision,
+    ExperimentConfig,
+    Observation,
+    Thresholds,
+    VersionCounts,
+    analyse,
+)
 
 THRESHOLDS = Thresholds(
     minFeedbackPerVersion=200,

@@ -119,7 +119,7 @@ def test_make_promote_then_moves_every_new_client_to_the_canary(
     analysis = decide_json(env={"MODEL_SERVICE_PORTS": json.dumps(mesh.model_service_ports)})
     assert analysis["decision"] == "PROMOTE", analysis["reason"]
     promoted = subprocess.run(
-        [PYTHON, "-m", "localmesh", "promote", analysis["treatment"]],
+        [PYTHON, "-m", "restaurant_sentiment.tools.localmesh", "promote", analysis["treatment"]],
         cwd=ROOT,
         env=mesh.env,
         capture_output=True,

@@ -8,8 +8,16 @@ import json
 import httpx
 import pytest
 
-from experiment.simulate import SimulationError, held_out, load_reviews, simulate
-from tests.support import ROOT
+from restaurant_sentiment.tools.experiment.simulate import (
+    SimulationError,
+    held_out,
+    load_reviews,
+    simulate,
+)
+from restaurant_sentiment.values import load_values
+from tests.support import CHART_VALUES, ROOT
+
+CATALOGUE = load_values(CHART_VALUES).restaurant_names
 
 CORPUS = ROOT / "data" / "restaurant_reviews.tsv"
 
@@ -55,7 +63,11 @@ def _gateway(status: int = 200) -> tuple[httpx.MockTransport, list[dict]]:
 def test_each_client_keeps_its_cookie_and_feeds_back_the_truth() -> None:
     reviews = load_reviews_from_text()
     transport, seen = _gateway()
-    report = asyncio.run(simulate("http://gw", reviews, clients=4, total=12, transport=transport))
+    report = asyncio.run(
+        simulate(
+            "http://gw", reviews, restaurants=CATALOGUE, clients=4, total=12, transport=transport
+        )
+    )
     assert (report.predictions, report.feedback, report.errors) == (12, 12, 0)
     assert report.sticky_violations == 0
     assert report.clients_per_version == {"canary": 2, "stable": 2}
@@ -73,12 +85,17 @@ def test_failures_stop_the_run_after_the_error_budget() -> None:
     with pytest.raises(SimulationError, match="stopped after 6 failed requests.*HTTP 503"):
         asyncio.run(
             simulate(
-                "http://gw", load_reviews_from_text(), total=50, max_errors=5, transport=transport
+                "http://gw",
+                load_reviews_from_text(),
+                restaurants=CATALOGUE,
+                total=50,
+                max_errors=5,
+                transport=transport,
             )
         )
 
 
 def load_reviews_from_text() -> list:
-    from experiment.simulate import LabelledReview
+    from restaurant_sentiment.tools.experiment.simulate import LabelledReview
 
     return [LabelledReview(f"review {i}", i % 2) for i in range(20)]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from experiment.sources import (
+from restaurant_sentiment.experiment.sources import (
     COUNTERS,
     SourceError,
     from_metrics,

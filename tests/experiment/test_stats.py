@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from experiment.stats import (
+from restaurant_sentiment.experiment.stats import (
     Interval,
     bayes_compare,
     newcombe_interval,
@@ -89,6 +89,7 @@ def test_wilson_coverage_by_simulation() -> None:
     assert 0.935 <= coverage <= 0.965
 
 
+@pytest.mark.slow
 def test_newcombe_coverage_by_simulation() -> None:
     rng = np.random.default_rng(7)
     p1, n1, p2, n2 = 0.87, 240, 0.80, 560
@@ -167,6 +168,7 @@ def test_sample_ratio_test_flags_a_broken_split() -> None:
     assert zero.p_value == 0.0
 
 
+@pytest.mark.slow
 def test_sample_ratio_false_alarm_rate_by_simulation() -> None:
     rng = np.random.default_rng(3)
     canary = rng.binomial(1000, 0.3, size=2000)

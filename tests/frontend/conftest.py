@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from frontend.app import create_app
-from frontend.config import Settings
-from tests.support import ROOT, in_ci
+from restaurant_sentiment.frontend.app import create_app
+from restaurant_sentiment.frontend.config import Settings
+from tests.support import CHART_VALUES, ROOT, in_ci
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -66,6 +66,7 @@ async def frontend_client(
     transport: httpx.AsyncBaseTransport | None, **settings: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The frontend app in process (lifespan entered), with an httpx client talking to it."""
+    settings.setdefault("values_file", CHART_VALUES)
     app = create_app(Settings(**settings), transport=transport)
     async with app.router.lifespan_context(app):
         asgi = httpx.ASGITransport(app=app)

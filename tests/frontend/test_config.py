@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
-from frontend.config import Settings, slugify
+from restaurant_sentiment.frontend.config import Settings
+from restaurant_sentiment.values import slugify
 from tests.frontend.conftest import frontend_client
-from tests.support import PYTHON, ROOT, free_port, running
+from tests.support import (
+    CHART_VALUES,
+    PYTHON,
+    ROOT,
+    free_port,
+    frontend_args,
+    running,
+    values_variant,
+)
 
 
 def test_defaults():
-    settings = Settings()
+    settings = Settings(values_file=CHART_VALUES)
     assert (settings.host, settings.port) == ("127.0.0.1", 8083)
     assert settings.model_service_url == "http://127.0.0.1:8080"
     assert settings.version_cookie == "model-service-version"
@@ -26,12 +36,13 @@ def test_defaults():
     ]
 
 
-def test_environment(monkeypatch: pytest.MonkeyPatch):
+def test_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    values = values_variant(tmp_path / "values.yaml", restaurants=[{"name": "Noodle Bar"}])
     monkeypatch.setenv("MODEL_SERVICE_URL", "http://mesh.local:8094/")
     monkeypatch.setenv("FRONTEND_PORT", "9001")
     monkeypatch.setenv("FRONTEND_READ_TIMEOUT", "1.5")
-    monkeypatch.setenv("FRONTEND_RESTAURANTS", '["Noodle Bar"]')
-    settings = Settings()
+    monkeypatch.setenv("FRONTEND_VALUES_FILE", str(values))
+    settings = Settings()  # type: ignore[call-arg]
     assert settings.model_service_url == "http://mesh.local:8094"
     assert settings.port == 9001
     assert settings.read_timeout == 1.5
@@ -43,8 +54,9 @@ def test_slugs():
     assert slugify("Sizzle & Spice") == "sizzle-spice"
 
 
-async def test_custom_catalogue_gets_generic_artwork():
-    async with frontend_client(None, restaurants=["Noodle Bar"]) as client:
+async def test_custom_catalogue_gets_generic_artwork(tmp_path: Path):
+    values = values_variant(tmp_path / "values.yaml", restaurants=[{"name": "Noodle Bar"}])
+    async with frontend_client(None, values_file=values) as client:
         page = await client.get("/")
         assert "Noodle Bar" in page.text and "Gourmet Haven" not in page.text
         assert "/static/art/restaurant.svg" in page.text
@@ -52,6 +64,7 @@ async def test_custom_catalogue_gets_generic_artwork():
         assert (await client.get("/restaurants/gourmet-haven")).status_code == 404
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("env", "args", "named"),
     [
@@ -62,24 +75,20 @@ async def test_custom_catalogue_gets_generic_artwork():
         ({"FRONTEND_READ_TIMEOUT": "-1"}, [], "FRONTEND_READ_TIMEOUT"),
         ({"FRONTEND_CONNECT_TIMEOUT": "0"}, [], "FRONTEND_CONNECT_TIMEOUT"),
         ({"FRONTEND_LOG_LEVEL": "loud"}, [], "FRONTEND_LOG_LEVEL"),
-        ({"FRONTEND_RESTAURANTS": "Gourmet Haven"}, [], "FRONTEND_RESTAURANTS"),
-        ({"FRONTEND_RESTAURANTS": '["A b", "a-B"]'}, [], "FRONTEND_RESTAURANTS"),
-        ({"FRONTEND_RESTAURANTS": "[]"}, [], "FRONTEND_RESTAURANTS"),
-        ({"FRONTEND_VERSION_COOKIE": "bad name;"}, [], "FRONTEND_VERSION_COOKIE"),
+        ({}, [], "FRONTEND_VALUES_FILE"),
+        ({"FRONTEND_VALUES_FILE": "/nonexistent/values.yaml"}, [], "FRONTEND_VALUES_FILE"),
         ({"FRONTEND_PROMETHEUS_URL": "prometheus:9090"}, [], "FRONTEND_PROMETHEUS_URL"),
         ({"PROMETHEUS_URL": "ftp://p"}, [], "FRONTEND_PROMETHEUS_URL"),
         ({"FRONTEND_EXPERIMENT_METRICS_URLS": "http://a"}, [], "FRONTEND_EXPERIMENT_METRICS_URLS"),
         ({"FRONTEND_EXPERIMENT_METRICS_URLS": '["a:1"]'}, [], "FRONTEND_EXPERIMENT_METRICS_URLS"),
         ({"FRONTEND_EXPERIMENT_WINDOW": "a week"}, [], "FRONTEND_EXPERIMENT_WINDOW"),
-        ({"FRONTEND_EXPERIMENT_CONFIG": "{"}, [], "FRONTEND_EXPERIMENT_CONFIG"),
-        ({"FRONTEND_EXPERIMENT_CONFIG": '{"experiment": {}}'}, [], "minFeedbackPerVersion"),
     ],
 )
 def test_bad_settings_stop_the_start_naming_the_setting(
     env: dict[str, str], args: list[str], named: str
 ):
     result = subprocess.run(
-        [PYTHON, "-m", "frontend", *args],
+        [PYTHON, "-m", "restaurant_sentiment.frontend", *args],
         cwd=ROOT,
         env={**_clean_env(), **env},
         capture_output=True,
@@ -91,9 +100,10 @@ def test_bad_settings_stop_the_start_naming_the_setting(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_flag_is_refused():
     result = subprocess.run(
-        [PYTHON, "-m", "frontend", "--colour", "red"],
+        [PYTHON, "-m", "restaurant_sentiment.frontend", "--colour", "red"],
         cwd=ROOT,
         env=_clean_env(),
         capture_output=True,
@@ -104,11 +114,11 @@ def test_unknown_flag_is_refused():
     assert "--colour" in result.stderr
 
 
+@pytest.mark.slow
 def test_flags_override_the_environment():
     port = free_port()
     env = {"FRONTEND_PORT": "1", "MODEL_SERVICE_URL": "http://127.0.0.1:9"}
-    args = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--model-service-url", f"http://127.0.0.1:{free_port()}"]
+    args = frontend_args(port, f"http://127.0.0.1:{free_port()}")
     with running(args, f"http://127.0.0.1:{port}/healthz", env=env, timeout=60):
         page = httpx.get(f"http://127.0.0.1:{port}/restaurants/gourmet-haven", timeout=10)
         assert page.status_code == 200
@@ -127,3 +137,31 @@ def _clean_env() -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("FRONTEND_") and k != "PROMETHEUS_URL"
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"restaurants": []}, "restaurants"),
+        ({"restaurants": [{"name": "A b"}, {"name": "a-B"}]}, "share the URL name"),
+        ({"restaurants": [{"name": "other"}]}, "restaurants[0].name"),
+        ({"modelService": {"port": 8080, "versions": [], "cookie": {}}}, "modelService"),
+    ],
+)
+def test_invalid_values_stop_the_start_naming_the_value(
+    tmp_path: Path, changes: dict[str, object], named: str
+):
+    values = values_variant(tmp_path / "values.yaml", **changes)
+    result = subprocess.run(
+        [PYTHON, "-m", "restaurant_sentiment.frontend", "--values-file", str(values)],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "FRONTEND_VALUES_FILE" in result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
+import yaml
 
 from tests.frontend.conftest import HTMX, FakeModelService, frontend_client
+from tests.support import CHART_VALUES, values_variant
 
 REVIEW = {"review": "Tasty"}
 FEEDBACK = {"predictionId": "p-1", "prediction": "1", "modelVersion": "canary", "accurate": "true"}
@@ -114,9 +118,12 @@ async def test_only_well_formed_version_cookies_are_relayed(header: str):
         assert relayed == []
 
 
-async def test_cookie_name_comes_from_the_settings():
+async def test_cookie_name_comes_from_the_values(tmp_path: Path):
+    raw = yaml.safe_load(CHART_VALUES.read_text(encoding="utf-8"))
+    raw["modelService"]["cookie"]["name"] = "mv"
+    values = values_variant(tmp_path / "values.yaml", modelService=raw["modelService"])
     fake = FakeModelService(set_cookie=["mv=canary; Path=/", "model-service-version=stable"])
-    async with frontend_client(httpx.MockTransport(fake), version_cookie="mv") as client:
+    async with frontend_client(httpx.MockTransport(fake), values_file=values) as client:
         client.cookies.set("mv", "stable", domain="app.test")
         client.cookies.set("model-service-version", "canary", domain="app.test")
         response = await client.post(

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from experiment.analysis import analyse
-from experiment.config import load_config
-from experiment.sources import Observation, VersionCounts
-from experiment.stats import wilson_interval
-from frontend.routes.experiment import LABEL_WIDTH, PLOT_WIDTH
+from restaurant_sentiment.experiment.analysis import analyse
+from restaurant_sentiment.experiment.config import load_config
+from restaurant_sentiment.experiment.sources import Observation, VersionCounts
+from restaurant_sentiment.experiment.stats import wilson_interval
+from restaurant_sentiment.frontend.routes.experiment import LABEL_WIDTH, PLOT_WIDTH
+from restaurant_sentiment.values import load_values, write_values
 from tests.frontend.conftest import HTML, HTMX, frontend_client
 from tests.frontend.test_security_and_assets import InlineCode
+from tests.support import CHART_VALUES, values_variant
 
 STABLE_URL = "http://stable.test/metrics"
 CANARY_URL = "http://canary.test/metrics"
@@ -129,7 +132,7 @@ async def test_json_is_the_analysis_of_the_same_counts() -> None:
         description=f"{', '.join(URLS)} (counters since each process started)",
         counts=counts,
     )
-    expected = analyse(observation, load_config()).model_dump(mode="json")
+    expected = analyse(observation, load_config(CHART_VALUES)).model_dump(mode="json")
     assert response.json() == expected
 
 
@@ -179,15 +182,17 @@ async def test_prometheus_is_preferred_when_configured() -> None:
     }  # fmt: skip
 
 
-async def test_thresholds_come_from_the_experiment_setting() -> None:
-    values = {
-        "experiment": {"minFeedbackPerVersion": 1000, "confidenceLevel": 0.9,
-                       "promoteProbability": 0.99, "rollbackProbability": 0.01, "srmPValue": 0.001},
-        "modelService": {"versions": [{"name": "stable", "weight": 70},
-                                      {"name": "canary", "weight": 30}]},
-    }  # fmt: skip
+async def test_thresholds_come_from_the_values_file(tmp_path: Path) -> None:
+    thresholds = {
+        "minFeedbackPerVersion": 1000,
+        "confidenceLevel": 0.9,
+        "promoteProbability": 0.99,
+        "rollbackProbability": 0.01,
+        "srmPValue": 0.001,
+    }
+    values = values_variant(tmp_path / "values.yaml", experiment=thresholds)
     async with frontend_client(
-        httpx.MockTransport(Sources(COUNTS)), experiment_metrics_urls=URLS, experiment_config=values
+        httpx.MockTransport(Sources(COUNTS)), experiment_metrics_urls=URLS, values_file=values
     ) as client:
         page = (await client.get("/experiment", headers=HTML)).text
     assert '<p class="decision__value">CONTINUE</p>' in page
@@ -226,14 +231,33 @@ async def test_the_page_is_in_the_navigation() -> None:
     assert '<a href="/experiment">Experiment</a>' in home
 
 
-async def test_metrics_expose_the_configured_weights_for_the_srm_alert() -> None:
-    values = {
-        "experiment": {"minFeedbackPerVersion": 200, "confidenceLevel": 0.95,
-                       "promoteProbability": 0.95, "rollbackProbability": 0.05, "srmPValue": 0.001},
-        "modelService": {"versions": [{"name": "stable", "weight": 0},
-                                      {"name": "canary", "weight": 100}]},
-    }  # fmt: skip
-    async with frontend_client(None, experiment_config=values) as client:
+async def test_metrics_expose_the_weights_the_values_file_holds_now(tmp_path: Path) -> None:
+    path = tmp_path / "values.json"
+    write_values(load_values(CHART_VALUES), path)
+    async with frontend_client(
+        httpx.MockTransport(Sources(COUNTS)), experiment_metrics_urls=URLS, values_file=path
+    ) as client:
+        before = (await client.get("/metrics")).text
+        # A promotion rewrites the file (make promote, or a helm upgrade re-mounting it).
+        write_values(load_values(CHART_VALUES).with_weights({"stable": 0, "canary": 100}), path)
+        after = (await client.get("/metrics")).text
+        analysis = (await client.get("/experiment.json")).json()
+    assert 'model_version_configured_weight{model_version="stable"} 70.0' in before
+    assert 'model_version_configured_weight{model_version="stable"} 0.0' in after
+    assert 'model_version_configured_weight{model_version="canary"} 100.0' in after
+    weights = {v["name"]: v["configured_weight"] for v in analysis["versions"]}
+    assert weights == {"stable": 0.0, "canary": 100.0}
+
+
+async def test_a_values_file_turned_invalid_is_reported_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "values.json"
+    write_values(load_values(CHART_VALUES), path)
+    async with frontend_client(
+        httpx.MockTransport(Sources(COUNTS)), experiment_metrics_urls=URLS, values_file=path
+    ) as client:
+        path.write_text("{not json", encoding="utf-8")
+        page = await client.get("/experiment", headers=HTML)
         metrics = (await client.get("/metrics")).text
-    assert 'model_version_configured_weight{model_version="stable"} 0.0' in metrics
-    assert 'model_version_configured_weight{model_version="canary"} 100.0' in metrics
+    assert page.status_code == 503
+    assert "The experiment is not configured" in page.text and str(path) in page.text
+    assert "model_version_configured_weight{" not in metrics

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from frontend.web import asset_hash
+from restaurant_sentiment.frontend.web import asset_hash
 from tests.frontend.conftest import HTML, HTMX, FakeModelService
 
 XSS = "<script>alert(1)</script>"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helm.conftest import CHART, Manifest, only
-from tests.support import ROOT, free_port, model_service, require_binary, running
+from tests.support import CHART_VALUES, ROOT, free_port, model_service, require_binary, running
 
 DASHBOARD = CHART / "dashboards" / "restaurant-metrics.json"
 RULES = CHART / "files" / "prometheus-rules.yaml"
@@ -106,6 +106,7 @@ def test_versions_are_compared_side_by_side() -> None:
             ), panel["title"]
 
 
+@pytest.mark.slow
 def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
     promtool = require_binary("promtool", "apt-get install prometheus")
     rules = [
@@ -191,10 +192,10 @@ def test_accuracy_band_and_table_show_the_experiment() -> None:
 
 async def frontend_metrics() -> str:
     """The frontend's /metrics, which carries the configured weights."""
-    from frontend.app import create_app
-    from frontend.config import Settings
+    from restaurant_sentiment.frontend.app import create_app
+    from restaurant_sentiment.frontend.config import Settings
 
-    app = create_app(Settings())
+    app = create_app(Settings(values_file=CHART_VALUES))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as client:

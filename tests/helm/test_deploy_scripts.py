@@ -46,6 +46,7 @@ def commands(output: str) -> list[str]:
     return [line[2:] for line in output.splitlines() if line.startswith("+ ")]
 
 
+@pytest.mark.slow
 def test_deploy_dry_run_prints_the_whole_plan_and_runs_nothing(fake_tools: Path) -> None:
     result = run_script("deploy.sh", [fake_tools], DRY_RUN="1")
     assert result.returncode == 0, result.stderr
@@ -78,6 +79,7 @@ def test_deploy_dry_run_prints_the_whole_plan_and_runs_nothing(fake_tools: Path)
         assert text in result.stdout
 
 
+@pytest.mark.slow
 def test_deploy_takes_memory_and_cpus(fake_tools: Path) -> None:
     result = run_script("deploy.sh", [fake_tools], DRY_RUN="1", MEMORY="8192", CPUS="2")
     assert result.returncode == 0, result.stderr
@@ -86,6 +88,7 @@ def test_deploy_takes_memory_and_cpus(fake_tools: Path) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "value"), [("MEMORY", "16G"), ("CPUS", "four")])
 def test_deploy_rejects_bad_sizes(fake_tools: Path, name: str, value: str) -> None:
     result = run_script("deploy.sh", [fake_tools], DRY_RUN="1", **{name: value})
@@ -94,12 +97,14 @@ def test_deploy_rejects_bad_sizes(fake_tools: Path, name: str, value: str) -> No
     assert commands(result.stdout) == []
 
 
+@pytest.mark.slow
 def test_deploy_rejects_an_istio_too_old_for_the_rate_limit(fake_tools: Path) -> None:
     result = run_script("deploy.sh", [fake_tools], DRY_RUN="1", ISTIO_VERSION="1.24.3")
     assert result.returncode != 0
     assert "needs Istio 1.26 or newer" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["deploy.sh", "undeploy.sh"])
 def test_missing_prerequisites_are_named(fake_tools: Path, script: str) -> None:
     (fake_tools / "minikube").unlink()
@@ -113,6 +118,7 @@ def test_missing_prerequisites_are_named(fake_tools: Path, script: str) -> None:
     assert "Traceback" not in result.stderr and commands(result.stdout) == []
 
 
+@pytest.mark.slow
 def test_undeploy_dry_run(fake_tools: Path) -> None:
     result = run_script("undeploy.sh", [fake_tools], DRY_RUN="1")
     assert result.returncode == 0, result.stderr
@@ -124,6 +130,7 @@ def test_undeploy_dry_run(fake_tools: Path) -> None:
     assert commands(everything.stdout) == ["minikube delete -p restaurant-sentiment"]
 
 
+@pytest.mark.slow
 def test_images_dry_run_builds_both_images_into_minikube(fake_tools: Path, tmp_path: Path) -> None:
     dockerfiles = {}
     for service in ("frontend", "model-service"):
@@ -145,6 +152,7 @@ def test_images_dry_run_builds_both_images_into_minikube(fake_tools: Path, tmp_p
     ]
 
 
+@pytest.mark.slow
 def test_images_names_a_missing_dockerfile(fake_tools: Path) -> None:
     result = run_script(
         "images.sh", [fake_tools], DRY_RUN="1", FRONTEND_DOCKERFILE="nope/Dockerfile"

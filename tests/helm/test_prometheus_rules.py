@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from experiment.stats import wilson_interval
+from restaurant_sentiment.experiment.stats import wilson_interval
 from tests.helm.conftest import CHART, Manifest, only
 from tests.support import require_binary
 
@@ -31,6 +31,7 @@ def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_rendered_prometheus_rule_passes_promtool_check(
     promtool: str, default_manifests: list[Manifest], tmp_path: Path
 ) -> None:
@@ -42,6 +43,7 @@ def test_rendered_prometheus_rule_passes_promtool_check(
     assert "SUCCESS: 13 rules found" in result.stdout
 
 
+@pytest.mark.slow
 def test_promtool_check_rejects_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     """The check above can fail: a typo in PromQL is reported."""
     broken = yaml.safe_load(RULES.read_text())
@@ -79,6 +81,7 @@ def high_rate_alert(count: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_high_request_rate_fires_after_two_minutes_at_16_per_minute(
     promtool: str, tmp_path: Path
 ) -> None:
@@ -111,6 +114,7 @@ def test_high_request_rate_fires_after_two_minutes_at_16_per_minute(
     )
 
 
+@pytest.mark.slow
 def test_high_request_rate_stays_quiet_at_14_per_minute(promtool: str, tmp_path: Path) -> None:
     name = "HighRequestRate"
     run_rule_tests(
@@ -135,6 +139,7 @@ def feedback(outcome: str, version: str, per_minute: str, instance: str = "a") -
     return {"series": f"{outcome}_predictions_total{{{labels}}}", "values": per_minute}
 
 
+@pytest.mark.slow
 def test_accuracy_is_pooled_across_replicas_and_survives_a_restart(
     promtool: str, tmp_path: Path
 ) -> None:
@@ -219,6 +224,7 @@ def low_accuracy_alert(version: str, percent: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_low_model_accuracy_threshold(promtool: str, tmp_path: Path) -> None:
     name = "LowModelAccuracy"
     run_rule_tests(
@@ -281,6 +287,7 @@ def srm_alert(version: str, deviation: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_sample_ratio_mismatch_fires_on_an_even_split_configured_70_30(
     promtool: str, tmp_path: Path
 ) -> None:
@@ -331,6 +338,7 @@ def test_sample_ratio_mismatch_fires_on_an_even_split_configured_70_30(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stable", "canary", "weights"),
     [
@@ -371,6 +379,7 @@ def test_sample_ratio_mismatch_stays_silent(
     )
 
 
+@pytest.mark.slow
 def test_sample_ratio_mismatch_fires_when_a_retired_version_still_gets_traffic(
     promtool: str, tmp_path: Path
 ) -> None:
@@ -399,6 +408,7 @@ def test_sample_ratio_mismatch_fires_when_a_retired_version_still_gets_traffic(
     )
 
 
+@pytest.mark.slow
 def test_wilson_band_is_the_experiment_reports_interval(promtool: str, tmp_path: Path) -> None:
     """The dashboard's band equals experiment.stats.wilson_interval on the same counts."""
     # In the hour before minute 70: canary 45 right of 60, stable 20 right of 40.

@@ -149,7 +149,6 @@ def test_frontend_calls_the_model_service_inside_the_mesh(
     service = only(default_manifests, "Service", "-model-service")
     port = service["spec"]["ports"][0]["port"]
     assert env["MODEL_SERVICE_URL"] == f"http://{service['metadata']['name']}:{port}"
-    assert env["FRONTEND_VERSION_COOKIE"] == "model-service-version"
     assert env["FRONTEND_PORT"] == str(container["ports"][0]["containerPort"])
 
 
@@ -439,7 +438,9 @@ def test_dashboard_configmap_is_imported_into_the_custom_folder(
 def test_monitoring_objects_can_be_switched_off(render: Render) -> None:
     manifests = render(ci_values(CHART / "ci" / "plain-cluster-values.yaml"))
     kinds = {m["kind"] for m in manifests}
-    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    configmaps = [m["metadata"]["name"] for m in manifests if m["kind"] == "ConfigMap"]
+    assert not [name for name in configmaps if name.endswith("-dashboards")]
     assert {"Gateway", "VirtualService", "DestinationRule"} <= kinds
 
 
@@ -467,15 +468,42 @@ def frontend_env(manifests: list[Manifest]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container["env"]}
 
 
-def test_frontend_experiment_page_gets_the_values_and_prometheus(render: Render) -> None:
-    from experiment.config import config_from_values
+def test_every_workload_reads_the_shared_values_from_one_configmap(render: Render) -> None:
+    """The frontend and each model version mount the chart's values; the library reads them."""
+    from restaurant_sentiment.experiment.config import config_from_values
+    from restaurant_sentiment.values import parse_values
 
+    manifests = render({"modelService": {"versions": [
+        {"name": "stable", "image": "0.1.0", "weight": 90, "replicas": 1},
+        {"name": "canary", "image": "0.1.0", "weight": 10, "replicas": 1},
+    ]}})  # fmt: skip
+    [configmap] = [
+        m
+        for m in manifests
+        if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-values")
+    ]
+    values = parse_values(json.loads(configmap["data"]["values.json"]), "the ConfigMap")
+    assert values.weights == {"stable": 90, "canary": 10}
+    assert values.restaurant_names == [r["name"] for r in default_values()["restaurants"]]
+    expected = default_values()["experiment"]["minFeedbackPerVersion"]
+    assert config_from_values(values).thresholds.min_feedback_per_version == expected
+    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    assert len(deployments) == 3
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        [setting] = [name for name in env if name.endswith("_VALUES_FILE")]
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "values")
+        assert env[setting] == mount["mountPath"] + "/values.json"
+        assert "subPath" not in mount, "a subPath mount never sees an upgrade's new weights"
+        volume = next(v for v in pod["volumes"] if v["name"] == "values")
+        assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+
+
+def test_frontend_experiment_page_reads_prometheus_when_given(render: Render) -> None:
     env = frontend_env(render())
     assert "FRONTEND_PROMETHEUS_URL" not in env
-    config = config_from_values(json.loads(env["FRONTEND_EXPERIMENT_CONFIG"]))
-    assert config.weights == {"stable": 70, "canary": 30}
-    expected = default_values()["experiment"]["minFeedbackPerVersion"]
-    assert config.thresholds.min_feedback_per_version == expected
     url = "http://kube-prometheus-stack-prometheus.monitoring:9090"
     env = frontend_env(render({"frontend": {"prometheusUrl": url}}))
     assert env["FRONTEND_PROMETHEUS_URL"] == url

@@ -404,6 +404,7 @@ def test_the_requirement_can_be_relaxed(render: Render) -> None:
         assert env_entry(env, "MODEL_SERVICE_REQUIRE_PREDICTION_ID")["value"] == "false"
 
 
+@pytest.mark.slow
 def test_real_services_configured_as_rendered_share_trust_in_feedback(render: Render) -> None:
     """Two versions started with the rendered env: ids verify across them, bare feedback fails."""
     manifests = render()

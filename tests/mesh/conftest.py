@@ -20,16 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
-from localmesh import gateway
-from localmesh.up import envoy_binary
-from localmesh.values import Values, load_values
-from tests.support import PYTHON, ROOT, free_port, running
+from restaurant_sentiment.tools.localmesh import gateway
+from restaurant_sentiment.tools.localmesh.up import envoy_binary
+from restaurant_sentiment.values import Values, load_values
+from tests.support import CHART_VALUES, ROOT, free_port, frontend_args, running
 from tests.support import model_services as start_model_services
 
 
 @pytest.fixture(scope="session")
 def values() -> Values:
-    return load_values()
+    return load_values(CHART_VALUES)
 
 
 def no_cookies() -> CookieJar:
@@ -88,8 +88,7 @@ def app_stack(
     listen = loopback_listen()
     frontend_port = free_port()
     upstreams = gateway.local_upstreams(model_services, frontend_port)
-    frontend = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(frontend_port)]
-    frontend += ["--model-service-url", f"http://127.0.0.1:{listen.mesh.port}"]
+    frontend = frontend_args(frontend_port, f"http://127.0.0.1:{listen.mesh.port}")
     bootstrap = gateway.build_bootstrap(values, upstreams, listen)
     with (
         running(frontend, f"http://127.0.0.1:{frontend_port}/healthz", timeout=90),
@@ -175,8 +174,8 @@ def alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def start_up(run_dir: Path) -> Iterator[Up]:
-    """`python -m localmesh up` (what `make up` runs) on free ports, stopped afterwards."""
+def start_up(run_dir: Path, command: list[str] | None = None) -> Iterator[Up]:
+    """`make up`'s command (or `command`, e.g. `make up` itself) on free ports, stopped after."""
     if not (ROOT / "ml-model" / "stable" / "metadata.json").exists():
         pytest.fail("ml-model/ has no trained models: run `make models` first")
     ports = {
@@ -190,7 +189,7 @@ def start_up(run_dir: Path) -> Iterator[Up]:
     env["MODEL_SERVICE_PORTS"] = json.dumps({"stable": free_port(), "canary": free_port()})
     env["LOCALMESH_RUN_DIR"] = str(run_dir)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localmesh", "up"],
+        command or [sys.executable, "-m", "restaurant_sentiment.tools.localmesh", "up"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

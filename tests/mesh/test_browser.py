@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from localmesh import gateway
-from localmesh.values import Values
+from restaurant_sentiment.tools.localmesh import gateway
+from restaurant_sentiment.values import Values
 from tests.support import require_binary
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from localmesh import gateway
-from localmesh.values import Values
+from restaurant_sentiment.tools.localmesh import gateway
+from restaurant_sentiment.values import Values
 from tests.mesh.conftest import no_cookies
 from tests.support import require_binary
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from localmesh import gateway, prometheus
-from localmesh.settings import UpSettings
-from localmesh.up import banner
-from localmesh.values import ConfigError, Values
+from restaurant_sentiment.tools.localmesh import gateway, prometheus
+from restaurant_sentiment.tools.localmesh.settings import UpSettings
+from restaurant_sentiment.tools.localmesh.up import banner
+from restaurant_sentiment.values import ConfigError, Values
 from tests.mesh.conftest import loopback_listen
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from localmesh import gateway
-from localmesh.__main__ import render_compose
-from localmesh.up import envoy_binary
-from localmesh.values import Values, parse_values
+from restaurant_sentiment.tools.localmesh import gateway
+from restaurant_sentiment.tools.localmesh.__main__ import render_compose
+from restaurant_sentiment.tools.localmesh.up import envoy_binary
+from restaurant_sentiment.values import Values, parse_values
 from tests.mesh.conftest import loopback_listen
 from tests.support import ROOT, in_ci
 
@@ -60,10 +60,12 @@ def validate(bootstrap: dict[str, Any], path: Path) -> None:
 def test_committed_compose_config_matches_the_values(values: Values) -> None:
     assert COMPOSE_ENVOY.read_text() == render_compose(values), (
         "deploy/istio/envoy.yaml drifted from values.yaml: run "
-        "`python -m localmesh render-envoy --upstreams compose --out deploy/istio/envoy.yaml`"
+        "`python -m restaurant_sentiment.tools.localmesh render-envoy --upstreams compose "
+        "--out deploy/istio/envoy.yaml`"
     )
 
 
+@pytest.mark.slow
 def test_generated_configs_pass_envoy_validate(values: Values, tmp_path: Path) -> None:
     upstreams = gateway.local_upstreams({"stable": 1, "canary": 2}, 3)
     validate(gateway.build_bootstrap(values, upstreams, loopback_listen(True)), tmp_path / "l.yaml")
@@ -129,6 +131,7 @@ def test_envoyfilter_follows_changed_values() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_envoyfilter_blocks_run_in_an_envoy_bootstrap(
     envoyfilter: dict[str, Any], values: Values, tmp_path: Path
 ) -> None:

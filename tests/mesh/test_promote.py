@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from localmesh.values import Values
+from restaurant_sentiment.values import Values
 from tests.mesh.conftest import Up, no_cookies, start_up
 from tests.support import ROOT
 
@@ -37,7 +37,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 def localmesh(up: Up, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m localmesh ...` as `make promote` runs it, with that `make up`'s environment."""
     return subprocess.run(
-        [sys.executable, "-m", "localmesh", *args],
+        [sys.executable, "-m", "restaurant_sentiment.tools.localmesh", *args],
         cwd=ROOT,
         env={**up.env, **env},
         capture_output=True,

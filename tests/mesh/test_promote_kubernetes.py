@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localmesh import traffic
+from restaurant_sentiment.tools.localmesh import traffic
 from tests.mesh.test_one_source import CHART, only, render_chart
 from tests.support import ROOT
 
@@ -21,7 +21,7 @@ from tests.support import ROOT
 def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in {"DRY_RUN", "RELEASE", "NAMESPACE"}}
     return subprocess.run(
-        [sys.executable, "-m", "localmesh", *args],
+        [sys.executable, "-m", "restaurant_sentiment.tools.localmesh", *args],
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -44,6 +44,7 @@ def overrides_of(command: list[str]) -> dict[str, Any]:
     return parsed
 
 
+@pytest.mark.slow
 def test_dry_run_prints_a_helm_upgrade_reusing_the_release_values() -> None:
     command = printed_command("promote", RELEASE="shop", NAMESPACE="food")
     assert command[:8] == [
@@ -55,6 +56,7 @@ def test_dry_run_prints_a_helm_upgrade_reusing_the_release_values() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("verb", "winner"), [("promote", "canary"), ("rollback", "stable")])
 def test_the_command_renders_all_traffic_to_the_winner(verb: str, winner: str) -> None:
     overrides = overrides_of(printed_command(verb))
@@ -95,6 +97,7 @@ def test_a_values_file_with_other_versions_gives_their_list(tmp_path: Path) -> N
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -108,6 +111,7 @@ def test_bad_input_is_named(args: list[str], message: str) -> None:
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_without_helm_the_message_says_what_to_do() -> None:
     result = cli("promote", "--kubernetes", PATH="/nonexistent")
     assert result.returncode == 2

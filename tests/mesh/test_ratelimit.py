@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localmesh import gateway
-from localmesh.values import Values
+from restaurant_sentiment.tools.localmesh import gateway
+from restaurant_sentiment.values import Values
 from tests.mesh.conftest import envoy, loopback_listen, no_cookies
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from localmesh.values import Values
+from restaurant_sentiment.values import Values
 from tests.mesh.conftest import Up, alive, descendants, no_cookies
 from tests.support import ROOT
 
@@ -72,7 +72,7 @@ def test_up_prints_urls_serves_and_stops_cleanly(
 
     # A second `make up` while this one runs fails at once, naming the port.
     second = subprocess.run(
-        [sys.executable, "-m", "localmesh", "up"],
+        [sys.executable, "-m", "restaurant_sentiment.tools.localmesh", "up"],
         cwd=ROOT,
         env=up.env,
         capture_output=True,

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from localmesh.settings import UpSettings, check_ports_free, load_settings, port_plan
-from localmesh.values import (
-    DEFAULT_VALUES,
-    ConfigError,
-    Values,
-    check_model_folders,
-    load_values,
-    parse_values,
+from restaurant_sentiment.tools.localmesh.settings import (
+    UpSettings,
+    check_ports_free,
+    load_settings,
+    port_plan,
 )
+from restaurant_sentiment.tools.paths import check_model_folders
+from restaurant_sentiment.values import ConfigError, Values, load_values, parse_values
+from tests.support import CHART_VALUES as DEFAULT_VALUES
 from tests.support import ROOT, free_port
 
 RAW: dict[str, Any] = yaml.safe_load(DEFAULT_VALUES.read_text())
@@ -42,7 +42,7 @@ def _raw(**changes: Any) -> dict[str, Any]:
 
 
 def test_chart_values_are_valid() -> None:
-    values = load_values()
+    values = load_values(DEFAULT_VALUES)
     assert values.version_names == ["stable", "canary"]
     assert [v.weight for v in values.model_service.versions] == [70, 30]
     assert values.model_service.cookie.name == "model-service-version"
@@ -83,7 +83,7 @@ def test_missing_key_is_named() -> None:
 
 def test_unknown_version_without_a_model_folder(tmp_path: Path) -> None:
     (tmp_path / "stable").mkdir()
-    values = load_values()
+    values = load_values(DEFAULT_VALUES)
     with pytest.raises(ConfigError, match=r"versions\[1\]\.name: unknown version 'canary'"):
         check_model_folders(values, tmp_path)
 
@@ -128,7 +128,14 @@ def test_busy_port_is_named() -> None:
 
 def _up(values_file: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "localmesh", "--values", str(values_file), "up"],
+        [
+            sys.executable,
+            "-m",
+            "restaurant_sentiment.tools.localmesh",
+            "--values",
+            str(values_file),
+            "up",
+        ],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -137,6 +144,7 @@ def _up(values_file: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_up_refuses_bad_weights_before_starting(tmp_path: Path) -> None:
     bad = tmp_path / "values.yaml"
     bad.write_text(yaml.safe_dump(_raw(modelService__versions__0__weight=80)))
@@ -146,6 +154,7 @@ def test_up_refuses_bad_weights_before_starting(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_up_refuses_a_bad_port_before_starting() -> None:
     result = _up(DEFAULT_VALUES, GATEWAY_PORT="0")
     assert result.returncode == 2
@@ -153,15 +162,24 @@ def test_up_refuses_a_bad_port_before_starting() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_up_refuses_an_unreadable_values_file(tmp_path: Path) -> None:
     result = _up(tmp_path / "missing.yaml")
     assert result.returncode == 2
     assert "cannot read the values file" in result.stderr
 
 
+@pytest.mark.slow
 def test_render_envoy_reports_an_unwritable_output(tmp_path: Path) -> None:
     target = tmp_path / "missing-dir" / "envoy.yaml"
-    command = [sys.executable, "-m", "localmesh", "render-envoy", "--upstreams", "compose"]
+    command = [
+        sys.executable,
+        "-m",
+        "restaurant_sentiment.tools.localmesh",
+        "render-envoy",
+        "--upstreams",
+        "compose",
+    ]
     result = subprocess.run(
         [*command, "--out", str(target)],
         cwd=ROOT,

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from model_service.prediction_ids import PredictionIds
+from restaurant_sentiment.model_service.prediction_ids import PredictionIds
 
 ORIGINAL_PREDICT = {"restaurantName": "Gourmet Haven", "review": "This excellent."}
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from model_service.corpus import CorpusError, load_corpus
+from restaurant_sentiment.model_service.corpus import CorpusError, load_corpus
 from tests.support import ROOT
 
 CORPUS = ROOT / "data" / "restaurant_reviews.tsv"

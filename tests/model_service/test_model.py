@@ -8,17 +8,19 @@ import joblib
 import numpy as np
 import pytest
 
-from model_service.corpus import load_corpus
-from model_service.model import CLASSIFIER_FILE, VECTORIZER_FILE, ModelLoadError, SentimentModel
-from tests.conftest import MODEL_DIR
-from tests.support import ROOT
+from restaurant_sentiment.model_service.corpus import load_corpus
+from restaurant_sentiment.model_service.files import CLASSIFIER_FILE, VECTORIZER_FILE
+from restaurant_sentiment.model_service.model import ModelLoadError, SentimentModel
+from tests.support import MODEL_DIR, ROOT
 
 REVIEWS = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").reviews
 
 
 @pytest.mark.parametrize("version", ["stable", "canary"])
-def test_fast_paths_give_sklearns_predictions_on_every_corpus_review(version: str) -> None:
-    model = SentimentModel.load(MODEL_DIR, version)
+def test_fast_paths_give_sklearns_predictions_on_every_corpus_review(
+    version: str, loaded_models: dict[str, SentimentModel]
+) -> None:
+    model = loaded_models[version]
     reference = model.sklearn_predict(REVIEWS)
     single = [model.predict(r) for r in REVIEWS]
     batch = model.predict_batch(REVIEWS)
@@ -28,9 +30,9 @@ def test_fast_paths_give_sklearns_predictions_on_every_corpus_review(version: st
     assert all(0.5 <= s.confidence <= 1.0 for s in single)
 
 
-def test_versions_disagree_on_some_reviews() -> None:
-    stable = SentimentModel.load(MODEL_DIR, "stable").sklearn_predict(REVIEWS)
-    canary = SentimentModel.load(MODEL_DIR, "canary").sklearn_predict(REVIEWS)
+def test_versions_disagree_on_some_reviews(loaded_models: dict[str, SentimentModel]) -> None:
+    stable = loaded_models["stable"].sklearn_predict(REVIEWS)
+    canary = loaded_models["canary"].sklearn_predict(REVIEWS)
     assert (stable != canary).any()
 
 
@@ -53,6 +55,7 @@ def test_truncated_artefact_fails_its_checksum(model_copy: Path) -> None:
         SentimentModel.load(model_copy, "canary")
 
 
+@pytest.mark.slow
 def test_corrupt_artefact_without_metadata_is_named(model_copy: Path) -> None:
     (model_copy / "canary" / "metadata.json").unlink()
     path = model_copy / "canary" / CLASSIFIER_FILE
@@ -61,6 +64,7 @@ def test_corrupt_artefact_without_metadata_is_named(model_copy: Path) -> None:
         SentimentModel.load(model_copy, "canary")
 
 
+@pytest.mark.slow
 def test_swapped_artefacts_are_refused(model_copy: Path) -> None:
     folder = model_copy / "canary"
     (folder / "metadata.json").unlink()
@@ -82,15 +86,18 @@ def test_unknown_version_folder_is_named(tmp_path: Path) -> None:
         SentimentModel.load(tmp_path, "canary")
 
 
-def test_metadata_checksums_match_the_files() -> None:
+def test_metadata_checksums_match_the_files(loaded_models: dict[str, SentimentModel]) -> None:
     meta = json.loads((MODEL_DIR / "stable" / "metadata.json").read_text())
-    assert SentimentModel.load(MODEL_DIR, "stable").metadata == meta
+    assert loaded_models["stable"].metadata == meta
 
 
-def test_child_process_load_matches_in_process_load_and_keeps_sklearn_out() -> None:
+@pytest.mark.slow
+def test_child_process_load_matches_sklearn_and_keeps_sklearn_out(
+    loaded_models: dict[str, SentimentModel],
+) -> None:
     code = (
         "import sys, json; from pathlib import Path;"
-        "from model_service.model import SentimentModel;"
+        "from restaurant_sentiment.model_service.model import SentimentModel;"
         "m = SentimentModel.load(Path(sys.argv[1]), 'canary');"
         "print(json.dumps({'sklearn': 'sklearn' in sys.modules,"
         " 'verdicts': [m.predict(r).prediction for r in sys.argv[2:]]}))"
@@ -102,17 +109,15 @@ def test_child_process_load_matches_in_process_load_and_keeps_sklearn_out() -> N
     )  # fmt: skip
     result = json.loads(out.stdout)
     assert result["sklearn"] is False
-    assert (
-        result["verdicts"]
-        == SentimentModel.load(MODEL_DIR, "canary").sklearn_predict(probe).tolist()
-    )
+    assert result["verdicts"] == loaded_models["canary"].sklearn_predict(probe).tolist()
 
 
+@pytest.mark.slow
 def test_other_model_kinds_are_served_by_sklearn(tmp_path: Path) -> None:
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.naive_bayes import MultinomialNB
 
-    from model_service.preprocess import preprocess
+    from restaurant_sentiment.model_service.preprocess import preprocess
 
     labels = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").labels
     texts = [preprocess(r) for r in REVIEWS]

@@ -1,4 +1,4 @@
-from model_service.preprocess import normalise, preprocess
+from restaurant_sentiment.model_service.preprocess import normalise, preprocess
 
 
 def test_negation_scope_is_marked_until_punctuation_or_contrast() -> None:

@@ -7,9 +7,11 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import MODEL_DIR
-from tests.support import PYTHON, ROOT, model_service
+from tests.support import CHART_VALUES, MODEL_DIR, PYTHON, ROOT, model_service, values_variant
+
+pytestmark = pytest.mark.slow
 
 
 def test_real_server_answers_the_original_curl_bodies() -> None:
@@ -37,11 +39,15 @@ def test_real_server_answers_the_original_curl_bodies() -> None:
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PYTHON, "-m", "model_service", "--port", "1", *args],
+        [PYTHON, "-m", "restaurant_sentiment.model_service", "--port", "1", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "MODEL_SERVICE_VALUES_FILE": str(CHART_VALUES),
+            **(env or {}),
+        },
         timeout=60,
     )
 
@@ -63,11 +69,15 @@ def test_checksum_mismatch_stops_start_naming_the_file(tmp_path: Path) -> None:
     assert "stable/c1_BoW_Sentiment_Model.pkl does not match the sha256" in result.stderr
 
 
-def test_bad_settings_stop_start_naming_the_setting() -> None:
-    result = start(env={"MODEL_SERVICE_RESTAURANTS": '["other"]'})
+def test_bad_settings_stop_start_naming_the_setting(tmp_path: Path) -> None:
+    values = values_variant(tmp_path / "values.yaml", restaurants=[{"name": "other"}])
+    result = start("--values-file", str(values))
     assert result.returncode == 2
-    assert "MODEL_SERVICE_RESTAURANTS" in result.stderr
-    assert "reserved" in result.stderr
+    assert "MODEL_SERVICE_VALUES_FILE (--values-file)" in result.stderr
+    assert "restaurants[0].name" in result.stderr
+    result = start(env={"MODEL_SERVICE_VALUES_FILE": str(tmp_path / "absent.yaml")})
+    assert result.returncode == 2
+    assert "MODEL_SERVICE_VALUES_FILE" in result.stderr and "absent.yaml" in result.stderr
     result = start("--model-version", "../etc")
     assert result.returncode == 2
     assert "MODEL_SERVICE_MODEL_VERSION (--model-version)" in result.stderr

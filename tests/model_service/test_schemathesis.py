@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from model_service.app import create_app
-from model_service.model import SentimentModel
-from tests.conftest import MODEL_DIR
+from restaurant_sentiment.model_service.app import create_app
+from restaurant_sentiment.model_service.model import SentimentModel
 from tests.model_service.conftest import settings as service_settings
 
-app = create_app(service_settings(), model=SentimentModel.load(MODEL_DIR, "stable"))
+# The app is built here without a model (nothing heavy at import): the fixture below gives it
+# the session's model before the first case runs.
+app = create_app(service_settings())
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
+@pytest.fixture(autouse=True)
+def serving(loaded_models: dict[str, SentimentModel]) -> None:
+    app.state.model = loaded_models["stable"]
+
+
 # 200 generated cases for each of the six operations: 1,200 in all.
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
     max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True

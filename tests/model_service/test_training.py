@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from model_service.corpus import load_corpus
-from model_service.model import SentimentModel
-from model_service.train import main
-from tests.conftest import MODEL_DIR
-from tests.support import PYTHON, ROOT
+from restaurant_sentiment.model_service.corpus import load_corpus
+from restaurant_sentiment.model_service.model import SentimentModel
+from restaurant_sentiment.model_service.train import main
+from tests.support import MODEL_DIR, PYTHON, ROOT
 
 CORPUS = ROOT / "data" / "restaurant_reviews.tsv"
 
@@ -22,6 +21,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(small_corpus: Path, tmp_path: Path) -> None:
     probe = load_corpus(CORPUS).reviews[:400]
     runs = []
@@ -62,11 +62,20 @@ def test_canary_beats_stable_held_out_and_in_cross_validation() -> None:
     assert meta["canary"]["cross_validation"]["accuracy_mean"] >= 0.85
 
 
+@pytest.mark.slow
 def test_cli_stops_on_a_bad_file_naming_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text("Review\tLiked\nLovely\t1\nAwful\tmaybe\n", encoding="utf-8")
     result = subprocess.run(
-        [PYTHON, "-m", "model_service.train", "--data", str(bad), "--out", str(tmp_path / "m")],
+        [
+            PYTHON,
+            "-m",
+            "restaurant_sentiment.model_service.train",
+            "--data",
+            str(bad),
+            "--out",
+            str(tmp_path / "m"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -10,17 +10,17 @@ from pathlib import Path
 import httpx
 import yaml
 
-from localmesh import gateway
-from localmesh.up import envoy_binary
-from localmesh.values import Values, load_values
-from tests.support import PYTHON, free_port, running
+from restaurant_sentiment.tools.localmesh import gateway
+from restaurant_sentiment.tools.localmesh.up import envoy_binary
+from restaurant_sentiment.values import Values, load_values
+from tests.support import CHART_VALUES, free_port, frontend_args, running
 
 # One key for every model-service of a test, as the chart's Secret gives them.
 FEEDBACK_SECRET = secrets.token_urlsafe(32)
 
 
 def values() -> Values:
-    return load_values()
+    return load_values(CHART_VALUES)
 
 
 @contextlib.contextmanager
@@ -44,8 +44,7 @@ def envoy(
 @contextlib.contextmanager
 def frontend(port: int, model_service_url: str, read_timeout: float) -> Iterator[int]:
     """The real frontend on port, calling the model-service at model_service_url."""
-    args = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--model-service-url", model_service_url]
+    args = frontend_args(port, model_service_url)
     env = {"FRONTEND_READ_TIMEOUT": str(read_timeout), "FRONTEND_LOG_LEVEL": "warning"}
     with running(args, f"http://127.0.0.1:{port}/healthz", env=env, timeout=90):
         yield port

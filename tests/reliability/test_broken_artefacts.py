@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import MODEL_DIR
-from tests.support import ROOT, free_port, model_service_args
+from tests.support import MODEL_DIR, ROOT, free_port, model_service_args
 
 VECTORIZER = "c1_BoW_Sentiment_Model.pkl"
 CLASSIFIER = "c2_Classifier_Sentiment_Model"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from load.procs import pid_listening_on
+from restaurant_sentiment.tools.procs import pid_listening_on
 from tests.reliability.conftest import FEEDBACK_SECRET, client, envoy, frontend
 from tests.support import free_port, model_service
 
@@ -56,6 +56,7 @@ def ports() -> dict[str, int]:
     return {"stable": free_port(), "canary": free_port()}
 
 
+@pytest.mark.slow
 def test_canary_stopped_and_restarted(ports: dict[str, int], tmp_path: Path) -> None:
     frontend_port = free_port()
     with (
@@ -81,6 +82,7 @@ def test_canary_stopped_and_restarted(ports: dict[str, int], tmp_path: Path) -> 
             assert served_by(review_as(app, "stable"), "stable")
 
 
+@pytest.mark.slow
 def test_a_hung_canary_times_out_with_a_page(ports: dict[str, int], tmp_path: Path) -> None:
     frontend_port = free_port()
     with (

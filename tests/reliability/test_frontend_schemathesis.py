@@ -16,9 +16,9 @@ from fastapi.openapi.utils import get_openapi
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from frontend.app import create_app
-from frontend.config import Settings
-from tests.support import PYTHON, free_port, model_service, running
+from restaurant_sentiment.frontend.app import create_app
+from restaurant_sentiment.frontend.config import Settings
+from tests.support import CHART_VALUES, free_port, frontend_args, model_service, running
 
 HTML = {"text/html": {"schema": {"type": "string"}}}
 JSON_DETAIL = {"application/json": {"schema": {"type": "object", "required": ["detail"]}}}
@@ -38,7 +38,7 @@ POST_ANSWERS: dict[str, dict[str, Any]] = {
 
 
 def frontend_schema() -> dict[str, Any]:
-    app = create_app(Settings())
+    app = create_app(Settings(values_file=CHART_VALUES))
     schema = get_openapi(title="frontend", version="1", routes=app.routes)
     # The review pages; the experiment page reads Prometheus and is tested with it.
     schema["paths"] = {
@@ -60,8 +60,7 @@ schema = schemathesis.openapi.from_dict(frontend_schema())
 def frontend_url() -> Iterator[str]:
     with model_service("canary") as model_url:
         port = free_port()
-        args = [PYTHON, "-m", "frontend", "--host", "127.0.0.1", "--port", str(port)]
-        args += ["--model-service-url", model_url]
+        args = frontend_args(port, model_url)
         env = {"FRONTEND_LOG_LEVEL": "warning"}
         with running(args, f"http://127.0.0.1:{port}/healthz", env=env, timeout=90):
             yield f"http://127.0.0.1:{port}"

@@ -11,7 +11,11 @@ from tests.support import PYTHON, ROOT, free_port
 
 def run_load(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PYTHON, "-m", "load", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [PYTHON, "-m", "restaurant_sentiment.tools.load", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -28,12 +32,14 @@ def test_a_small_run_meets_its_targets_and_prints_the_figures() -> None:
     assert "all targets met" in out
 
 
+@pytest.mark.slow
 def test_an_unreachable_gateway_fails_the_run() -> None:
     result = run_load("--requests", "10", "--gateway", f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert "does not answer" in result.stderr
 
 
+@pytest.mark.slow
 def test_only_loopback_is_ever_loaded() -> None:
     result = run_load("--requests", "10", "--gateway", "http://example.com")
     assert result.returncode == 2

@@ -160,3 +160,22 @@ the way users do, through the ingress gateway; otherwise straight to the Service
 {{- printf "http://%s:%d/predict" (include "restaurant-sentiment.modelService.host" .) (int .Values.modelService.port) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The values every workload reads (the restaurant catalogue, the versions and their weights, the
+cookie, the experiment's thresholds), as one JSON document in a ConfigMap. Pods mount it as a
+directory, so a `helm upgrade` with new weights reaches the running frontend without a restart.
+*/}}
+{{- define "restaurant-sentiment.sharedValues" -}}
+{{- $service := dict "port" .Values.modelService.port "versions" .Values.modelService.versions "cookie" .Values.modelService.cookie -}}
+{{- dict "hosts" .Values.hosts "modelService" $service "rateLimit" .Values.rateLimit "gateway" (dict "port" .Values.gateway.port) "restaurants" .Values.restaurants "experiment" .Values.experiment | toPrettyJson }}
+{{- end }}
+
+{{- define "restaurant-sentiment.valuesConfigMap" -}}
+{{ include "restaurant-sentiment.fullname" . }}-values
+{{- end }}
+
+{{/* Where the shared values are mounted in every pod. */}}
+{{- define "restaurant-sentiment.valuesDir" -}}
+/etc/restaurant-sentiment
+{{- end }}

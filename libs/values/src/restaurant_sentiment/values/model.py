@@ -1,0 +1,172 @@
+"""Typed models of the chart values that services and tools read (everything else is ignored)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic.alias_generators import to_camel
+
+from restaurant_sentiment.values.names import (
+    COOKIE_NAME,
+    HOST_NAME,
+    MAX_RESTAURANTS,
+    OTHER_RESTAURANT,
+    VERSION_NAME,
+)
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    # The chart has many more keys (images, resources, monitoring): only the shared ones matter.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True, strict=True
+    )
+
+
+def slugify(name: str) -> str:
+    """A restaurant name as its URL slug ("Café Serendipity" -> "cafe-serendipity")."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+class Hosts(_Model):
+    """Host names of the app and of the model-service API at the gateway."""
+
+    app: str = Field(pattern=HOST_NAME)
+    service: str = Field(pattern=HOST_NAME)
+
+
+class Version(_Model):
+    """One model version served at once."""
+
+    name: str = Field(pattern=VERSION_NAME)
+    weight: int = Field(ge=0, le=100)
+
+
+class Cookie(_Model):
+    """The sticky cookie that keeps a user on one version."""
+
+    name: str = Field(pattern=COOKIE_NAME)
+    max_age: int = Field(ge=1)
+
+
+class ModelService(_Model):
+    """The model-service keys: container port, versions with weights, sticky cookie."""
+
+    port: Port
+    versions: list[Version] = Field(min_length=1)
+    cookie: Cookie
+
+    @field_validator("versions")
+    @classmethod
+    def _weights_sum_to_100(cls, versions: list[Version]) -> list[Version]:
+        names = [v.name for v in versions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"version names must be unique, repeated: {', '.join(duplicates)}")
+        total = sum(v.weight for v in versions)
+        if total != 100:
+            shares = ", ".join(f"{v.name}={v.weight}" for v in versions)
+            raise ValueError(f"weights must sum to 100, got {total} ({shares})")
+        return versions
+
+
+class RateLimit(_Model):
+    """The per-client rate limit of the app homepage."""
+
+    enabled: bool
+    path: str = Field(pattern=r"^/[A-Za-z0-9._~/-]*$")
+    requests: int = Field(ge=1)
+    interval_seconds: int = Field(ge=1)
+    max_clients: int = Field(ge=1)
+
+
+class Gateway(_Model):
+    """The ingress gateway keys the routes depend on."""
+
+    port: Port = 80
+
+
+class Restaurant(_Model):
+    """One restaurant of the catalogue."""
+
+    name: str = Field(min_length=1, max_length=100)
+    tagline: str = Field(default="", max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if name != name.strip() or not slugify(name):
+            raise ValueError("must not start or end with spaces and needs a letter or digit")
+        if name == OTHER_RESTAURANT:
+            raise ValueError(f"{OTHER_RESTAURANT!r} is the label of restaurants not listed")
+        return name
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def slug(self) -> str:
+        """The restaurant's URL name."""
+        return slugify(self.name)
+
+
+class Thresholds(_Model):
+    """The decision rule's thresholds, under `experiment:`."""
+
+    # Thresholds are read from YAML and JSON alike, where 200 and 200.0 mean the same; a
+    # misspelt threshold must not pass silently as a default.
+    model_config = ConfigDict(strict=False, extra="forbid")
+
+    min_feedback_per_version: int = Field(ge=1)
+    confidence_level: float = Field(gt=0.5, lt=1.0)
+    promote_probability: float = Field(gt=0.5, lt=1.0)
+    rollback_probability: float = Field(gt=0.0, lt=0.5)
+    srm_p_value: float = Field(gt=0.0, lt=1.0)
+
+
+class Values(_Model):
+    """The keys of values.yaml that more than one component reads."""
+
+    hosts: Hosts
+    model_service: ModelService
+    rate_limit: RateLimit
+    gateway: Gateway = Gateway()
+    restaurants: list[Restaurant] = Field(min_length=1, max_length=MAX_RESTAURANTS)
+    experiment: Thresholds
+
+    @field_validator("restaurants")
+    @classmethod
+    def _distinct(cls, restaurants: list[Restaurant]) -> list[Restaurant]:
+        slugs = [r.slug for r in restaurants]
+        repeated = sorted({s for s in slugs if slugs.count(s) > 1})
+        if repeated:
+            raise ValueError(f"two restaurants share the URL name {', '.join(repeated)}")
+        return restaurants
+
+    @property
+    def version_names(self) -> list[str]:
+        """The names of the versions served, in order."""
+        return [v.name for v in self.model_service.versions]
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """Each version's share of new traffic, in percent."""
+        return {v.name: v.weight for v in self.model_service.versions}
+
+    @property
+    def restaurant_names(self) -> list[str]:
+        """The catalogue's names, in display order."""
+        return [r.name for r in self.restaurants]
+
+    def with_weights(self, weights: dict[str, int]) -> Values:
+        """The same values with each version's weight replaced (validated again)."""
+        versions = [
+            {"name": v.name, "weight": weights.get(v.name, v.weight)}
+            for v in self.model_service.versions
+        ]
+        raw = self.model_dump(by_alias=True, exclude={"restaurants": {"__all__": {"slug"}}})
+        raw["modelService"]["versions"] = versions
+        return type(self).model_validate(raw)

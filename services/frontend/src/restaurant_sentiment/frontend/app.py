@@ -1,0 +1,124 @@
+"""The frontend application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from restaurant_sentiment.frontend.client import ModelServiceClient
+from restaurant_sentiment.frontend.config import Settings, get_settings
+from restaurant_sentiment.frontend.routes import experiment, health, pages
+from restaurant_sentiment.frontend.web import (
+    STATIC_DIR,
+    BodyLimit,
+    SecurityHeaders,
+    StaticAssets,
+    build_templates,
+)
+from restaurant_sentiment.values import ConfigError, names
+
+log = logging.getLogger("restaurant_sentiment.frontend")
+
+
+class ConfiguredWeights(Collector):
+    """The weights the values file holds at scrape time, for the SampleRatioMismatch alert.
+
+    Read at each scrape, so a promotion, a rollback or a new split shows without a restart.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            names.CONFIGURED_WEIGHT,
+            "Configured share of new traffic of each model version, in percent.",
+            labels=[names.VERSION_LABEL],
+        )
+        try:
+            weights = self.settings.live_values.current().weights
+        except ConfigError as exc:
+            # No series rather than stale ones; the /experiment page shows the same error.
+            log.error("%s", exc)
+            weights = {}
+        for name, weight in weights.items():
+            gauge.add_metric([name], weight)
+        yield gauge
+
+
+def create_app(
+    settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the app; `transport` lets tests put a fake model-service behind the real client."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(
+            settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
+        )
+        async with (
+            httpx.AsyncClient(
+                base_url=settings.model_service_url, timeout=timeout, transport=transport
+            ) as http,
+            # The experiment page reads Prometheus or each version's /metrics by absolute URL.
+            httpx.AsyncClient(timeout=timeout, transport=transport) as metrics_http,
+        ):
+            app.state.model_service = ModelServiceClient(http, settings.version_cookie)
+            app.state.metrics_http = metrics_http
+            yield
+            del app.state.model_service, app.state.metrics_http
+
+    app = FastAPI(
+        title="Restaurant sentiment frontend",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.templates = build_templates(settings)
+    for router in (pages.router, experiment.router, health.router):
+        app.include_router(router)
+    app.mount("/static", StaticAssets(directory=STATIC_DIR), name="static")
+
+    # A registry per app, so several apps in one process never register a metric twice.
+    registry = CollectorRegistry()
+    registry.register(ConfiguredWeights(settings))
+    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
+        app
+    ).expose(app, include_in_schema=False)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        context: dict[str, Any] = {"status": exc.status_code, "detail": exc.detail}
+        response: HTMLResponse = app.state.templates.TemplateResponse(
+            request, "error.html", context, status_code=exc.status_code, headers=exc.headers
+        )
+        return response
+
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """Build `app` on first use, so `python -m frontend` applies its flags before settings load."""
+    if name == "app":
+        app = create_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)

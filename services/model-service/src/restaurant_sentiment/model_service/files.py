@@ -1,0 +1,7 @@
+"""The files of a model version folder `<model dir>/<version>/`."""
+
+# The original system's artefact names: a fitted vectoriser and a fitted classifier.
+VECTORIZER_FILE = "c1_BoW_Sentiment_Model.pkl"
+CLASSIFIER_FILE = "c2_Classifier_Sentiment_Model"
+# Checksums of both artefacts, training data and evaluation figures, written by training.
+METADATA_FILE = "metadata.json"

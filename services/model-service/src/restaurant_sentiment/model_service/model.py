@@ -1,0 +1,274 @@
+"""Loading a model version and scoring reviews with it (no HTTP, and no sklearn, here).
+
+The artefacts are sklearn objects; ``model_service.artefacts`` reduces them to tables in a child
+process, so serving costs a few dictionary look-ups per review and the serving process stays small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from restaurant_sentiment.model_service.files import CLASSIFIER_FILE, METADATA_FILE, VECTORIZER_FILE
+from restaurant_sentiment.model_service.preprocess import preprocess, preprocess_words
+
+
+class ModelLoadError(RuntimeError):
+    """A model version that cannot be served; the message names the file at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One review's verdict: 1 positive, 0 negative, and the probability of that verdict."""
+
+    prediction: int
+    confidence: float
+
+
+def _verdict(z: float, negative: int, positive: int) -> Scored:
+    """Turn a log-odds score into a verdict; ties go to the first class, as in sklearn."""
+    p = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+    return Scored(positive, p) if z > 0 else Scored(negative, 1.0 - p)
+
+
+def _read_metadata(folder: Path) -> dict[str, Any]:
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        return {}
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+        dict(metadata.get("artefacts", {}))
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        raise ModelLoadError(f"model metadata {path} is not valid JSON: {exc}") from exc
+    return metadata  # type: ignore[no-any-return]
+
+
+def _check_checksums(folder: Path, metadata: dict[str, Any]) -> None:
+    for name in (VECTORIZER_FILE, CLASSIFIER_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise ModelLoadError(f"model artefact {path} is missing")
+        expected = metadata.get("artefacts", {}).get(name)
+        if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+            raise ModelLoadError(
+                f"model artefact {path} does not match the sha256 in its {METADATA_FILE}"
+            )
+
+
+class Loading:
+    """A model version being loaded; the tables are built in a child process meanwhile."""
+
+    def __init__(self, model_dir: Path, version: str) -> None:
+        self.folder = model_dir / version
+        self.version = version
+        if not self.folder.is_dir():
+            raise ModelLoadError(f"model folder {self.folder} does not exist (run `make models`)")
+        self.metadata = _read_metadata(self.folder)
+        _check_checksums(self.folder, self.metadata)
+        # The serving process never imports sklearn: a child unpickles the artefacts and reduces
+        # them to plain tables while this process goes on importing the web stack.
+        self._child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "restaurant_sentiment.model_service.artefacts",
+                str(self.folder),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def result(self) -> SentimentModel:
+        """Wait for the child and build the model."""
+        out, err = self._child.communicate()
+        if self._child.returncode != 0:
+            message = err.decode(errors="replace").strip()
+            raise ModelLoadError(message or f"cannot load the model in {self.folder}")
+        # The child is our own code reading files we just checked; its output is plain data.
+        tables = pickle.loads(out)
+        if tables is None:
+            # A kind of model the tables do not cover: sklearn scores it, in this process.
+            return SentimentModel(
+                self.version, self.folder, self.metadata, None, _load_sklearn(self.folder)
+            )
+        return SentimentModel(self.version, self.folder, self.metadata, tables, None)
+
+
+def _load_sklearn(folder: Path) -> tuple[Any, Any]:
+    from restaurant_sentiment.model_service.artefacts import ArtefactError, load_sklearn
+
+    try:
+        return load_sklearn(folder)
+    except ArtefactError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
+class SentimentModel:
+    """A bag-of-words model scored from tables, one review or a batch at a time."""
+
+    def __init__(
+        self,
+        version: str,
+        folder: Path,
+        metadata: dict[str, Any],
+        tables: dict[str, Any] | None,
+        sklearn_objects: tuple[Any, Any] | None,
+    ) -> None:
+        self.version = version
+        self.folder = folder
+        self.metadata = metadata
+        self._sklearn = sklearn_objects
+        self._by_sklearn = tables is None
+        if tables is None:
+            # A kind of model the tables do not cover: sklearn scores it, slowly but correctly.
+            assert sklearn_objects is not None
+            self.classes = [int(c) for c in sklearn_objects[1].classes_]
+            return
+        self.classes = list(tables["classes"])
+        # n-grams are keyed by word tuples, so a review's bigrams need no string building.
+        self._vocabulary: dict[str | tuple[str, ...], int] = {
+            (tuple(term.split(" ")) if " " in term else term): index
+            for term, index in tables["vocabulary"].items()
+        }
+        self._min_len: int = tables["min_len"]
+        self._ngrams: tuple[int, int] = tables["ngram_range"]
+        self._binary: bool = tables["binary"]
+        self._sublinear: bool = tables["sublinear"]
+        self._l2: bool = tables["l2"]
+        self._gnb = tables["kind"] == "gnb"
+        self._bias: float = tables["bias"]
+        self._weights: np.ndarray = tables["weights"]
+        n = len(self._weights)
+        self._idf: np.ndarray = tables["idf"] if tables["idf"] is not None else np.ones(n)
+        self._square: np.ndarray = tables["square"] if self._gnb else np.zeros(n)
+        # term -> (weight, idf or GaussianNB square term): one look-up per word of a review.
+        second = self._square if self._gnb else self._idf
+        self._table = {
+            t: (w, s)
+            for t, w, s in zip(
+                self._vocabulary,
+                self._weights[list(self._vocabulary.values())].tolist(),
+                second[list(self._vocabulary.values())].tolist(),
+                strict=True,
+            )
+        }
+
+    @classmethod
+    def load(cls, model_dir: Path, version: str) -> SentimentModel:
+        """Load ml-model/<version>/, checking each artefact against metadata.json."""
+        return Loading(model_dir, version).result()
+
+    # -- reference path: exactly what sklearn does, used by tests and benchmarks --------------
+
+    def sklearn_objects(self) -> tuple[Any, Any]:
+        """The fitted sklearn vectoriser and classifier (loaded on first use)."""
+        if self._sklearn is None:
+            self._sklearn = _load_sklearn(self.folder)
+        return self._sklearn
+
+    def sklearn_predict(self, reviews: Sequence[str]) -> np.ndarray:
+        """sklearn's own predictions, the reference the serving paths must reproduce."""
+        from restaurant_sentiment.model_service.artefacts import is_gaussian_nb
+
+        vectorizer, classifier = self.sklearn_objects()
+        features = vectorizer.transform([preprocess(r) for r in reviews])
+        if is_gaussian_nb(classifier):
+            features = features.toarray()
+        return np.asarray(classifier.predict(features))
+
+    # -- serving paths -------------------------------------------------------------------------
+
+    def _terms(self, review: str) -> list[str | tuple[str, ...]]:
+        """The vectoriser's terms for a review (sklearn's word analyzer on preprocessed text)."""
+        words = preprocess_words(review)
+        if self._min_len > 1:
+            words = [w for w in words if len(w) >= self._min_len]
+        low, high = self._ngrams
+        terms: list[str | tuple[str, ...]] = list(words) if low == 1 else []
+        if low <= 2 <= high:
+            terms += pairwise(words)
+        for n in range(max(low, 3), high + 1):
+            terms += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        return terms
+
+    def predict(self, review: str) -> Scored:
+        """Score one review."""
+        if self._by_sklearn:
+            return self._sklearn_batch([review])[0]
+        table = self._table
+        counts = Counter(t for t in self._terms(review) if t in table)
+        negative, positive = self.classes
+        z = self._bias
+        if self._gnb:
+            for term, count in counts.items():
+                x = 1 if self._binary else count
+                weight, square = table[term]
+                z += x * weight - x * x * square
+            return _verdict(z, negative, positive)
+        dot = norm = 0.0
+        for term, count in counts.items():
+            weight, idf = table[term]
+            tf = 1.0 if self._binary else (1.0 + math.log(count) if self._sublinear else count)
+            value = tf * idf
+            dot += weight * value
+            norm += value * value
+        if self._l2 and norm > 0.0:
+            dot /= math.sqrt(norm)
+        return _verdict(z + dot, negative, positive)
+
+    def predict_batch(self, reviews: Sequence[str]) -> list[Scored]:
+        """Score many reviews in one vectorised pass over all their terms."""
+        if self._by_sklearn:
+            return self._sklearn_batch(reviews)
+        per_review = [self._terms(review) for review in reviews]
+        vocabulary_get = self._vocabulary.get
+        found = np.fromiter(
+            (vocabulary_get(t, -1) for terms in per_review for t in terms), dtype=np.int64
+        )
+        docs = np.repeat(np.arange(len(reviews)), [len(terms) for terms in per_review])
+        known = found >= 0
+        docs, ids = docs[known], found[known]
+        n_docs, n_terms = len(reviews), len(self._weights)
+        keys, counts = np.unique(docs * n_terms + ids, return_counts=True)
+        doc_of, term_of = keys // n_terms, keys % n_terms
+        x = np.ones(len(keys)) if self._binary else counts.astype(float)
+        if self._gnb:
+            contrib = x * self._weights[term_of] - x * x * self._square[term_of]
+        else:
+            value = (np.log(x) + 1.0 if self._sublinear else x) * self._idf[term_of]
+            if self._l2:
+                norm = np.sqrt(np.bincount(doc_of, weights=value * value, minlength=n_docs))
+                value = value / norm[doc_of]
+            contrib = value * self._weights[term_of]
+        z = self._bias + np.bincount(doc_of, weights=contrib, minlength=n_docs)
+        positive = 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+        negative_class, positive_class = self.classes
+        return [
+            Scored(positive_class, p) if s > 0 else Scored(negative_class, 1.0 - p)
+            for s, p in zip(z.tolist(), positive.tolist(), strict=True)
+        ]
+
+    def _sklearn_batch(self, reviews: Sequence[str]) -> list[Scored]:
+        from restaurant_sentiment.model_service.artefacts import is_gaussian_nb
+
+        vectorizer, classifier = self.sklearn_objects()
+        features = vectorizer.transform([preprocess(r) for r in reviews])
+        if is_gaussian_nb(classifier):
+            features = features.toarray()
+        proba = np.asarray(classifier.predict_proba(features))
+        best = proba.argmax(axis=1)
+        return [
+            Scored(self.classes[i], float(proba[row, i])) for row, i in enumerate(best.tolist())
+        ]

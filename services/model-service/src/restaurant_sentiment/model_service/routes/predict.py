@@ -1,0 +1,117 @@
+"""Classifying reviews."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
+from starlette.routing import Route
+
+from restaurant_sentiment.model_service.schemas import BatchIn, BatchOut, Prediction, ReviewIn
+
+Body = TypeVar("Body", bound=BaseModel)
+JSON = "application/json"
+
+
+def operation(summary: str, description: str, model: type[BaseModel], out: type[BaseModel]) -> Any:
+    """The OpenAPI operation of a route that reads its own body."""
+
+    def ref(name: str) -> dict[str, Any]:
+        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+    return {
+        "tags": ["predict"],
+        "summary": summary,
+        "description": description,
+        "requestBody": {"required": True, "content": ref(model.__name__)},
+        "responses": {
+            "200": {"description": "Successful Response", "content": ref(out.__name__)},
+            "413": {"description": "Body too large", "content": ref("ErrorOut")},
+            "422": {"description": "Validation Error", "content": ref("HTTPValidationError")},
+        },
+    }
+
+
+async def parse(request: Request, model: type[Body]) -> Body:
+    """Validate the raw body in one pass (pydantic's JSON parser), with FastAPI's 422 format."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        for error in errors:
+            error["loc"] = ("body", *error["loc"])
+            if isinstance(error.get("input"), bytes):  # undecodable bodies are not echoed back
+                error["input"] = None
+        raise RequestValidationError(errors) from None
+
+
+# The hot path is two plain Starlette routes that read their body and state directly: FastAPI's
+# body, dependency and response machinery cost more than the scoring itself (see `make bench`).
+# Their OpenAPI operations are added by hand (OPENAPI), with the same schemas.
+async def predict(request: Request) -> Response:
+    """Return 1 for a positive review and 0 for a negative one."""
+    body = await parse(request, ReviewIn)
+    state = request.app.state
+    model = state.model
+    scored = model.predict(body.review)
+    state.metrics.record_predictions(body.restaurantName, scored.prediction, 1 - scored.prediction)
+    answer = Prediction(
+        review=body.review,
+        prediction=scored.prediction,
+        restaurantName=body.restaurantName,
+        modelVersion=model.version,
+        predictionId=state.prediction_ids.issue(model.version, scored.prediction),
+        confidence=scored.confidence,
+    )
+    return Response(answer.model_dump_json(), media_type=JSON)
+
+
+async def predict_batch(request: Request) -> Response:
+    """Score all reviews in one vectorised pass; the answers keep the request's order."""
+    body = await parse(request, BatchIn)
+    state = request.app.state
+    model, ids = state.model, state.prediction_ids
+    scored = model.predict_batch([item.review for item in body.reviews])
+    tally: Counter[tuple[str, int]] = Counter(
+        (item.restaurantName, s.prediction) for item, s in zip(body.reviews, scored, strict=True)
+    )
+    for restaurant in {name for name, _ in tally}:
+        state.metrics.record_predictions(restaurant, tally[(restaurant, 1)], tally[(restaurant, 0)])
+    tokens = ids.issue_many(model.version, [s.prediction for s in scored])
+    # Plain dicts serialised by pydantic-core: building 1,000 models first would cost more than
+    # the scoring; the shape is BatchOut's, which the OpenAPI schema and its tests hold us to.
+    version = model.version
+    predictions = [
+        {"review": item.review, "prediction": s.prediction, "restaurantName": item.restaurantName,
+         "modelVersion": version, "predictionId": token, "confidence": s.confidence}
+        for item, s, token in zip(body.reviews, scored, tokens, strict=True)
+    ]  # fmt: skip
+    return Response(to_json({"predictions": predictions, "modelVersion": version}), media_type=JSON)
+
+
+ROUTES = [
+    Route("/predict", predict, methods=["POST"], name="predict"),
+    Route("/predict/batch", predict_batch, methods=["POST"], name="predict_batch"),
+]
+OPENAPI = {
+    "/predict": {
+        "post": operation(
+            "Classify one review",
+            "Return 1 for a positive review and 0 for a negative one.",
+            ReviewIn,
+            Prediction,
+        )
+    },
+    "/predict/batch": {
+        "post": operation(
+            "Classify up to 1,000 reviews",
+            "Score all reviews in one vectorised pass; the answers keep the request's order.",
+            BatchIn,
+            BatchOut,
+        )
+    },
+}

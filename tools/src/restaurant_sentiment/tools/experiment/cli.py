@@ -1,0 +1,207 @@
+"""`python -m experiment`: decide whether the canary wins, or simulate labelled traffic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from restaurant_sentiment.experiment.analysis import analyse
+from restaurant_sentiment.experiment.config import ConfigError, load_config
+from restaurant_sentiment.experiment.sources import SourceError, collect, validate_window
+from restaurant_sentiment.tools.experiment.report import format_analysis, format_simulation
+from restaurant_sentiment.tools.experiment.simulate import (
+    SimulationError,
+    held_out,
+    load_reviews,
+    simulate,
+)
+from restaurant_sentiment.tools.paths import CHART_VALUES as DEFAULT_VALUES
+from restaurant_sentiment.tools.paths import CORPUS
+from restaurant_sentiment.values import load_values
+
+MAX_REVIEWS = 100_000
+MAX_CLIENTS = 10_000
+
+
+def _bounded_int(low: int, high: int) -> type[int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse  # type: ignore[return-value]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be above zero")
+    return value
+
+
+def _window(text: str) -> str | None:
+    if text.lower() in {"none", "all", ""}:
+        return None
+    try:
+        return validate_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def default_metrics_urls() -> list[str]:
+    """The /metrics of the model-services behind the local gateway (`make up`'s upstreams)."""
+    from pydantic_settings import SettingsError
+
+    from restaurant_sentiment.tools.localmesh.settings import load_settings
+    from restaurant_sentiment.values import ConfigError as MeshConfigError
+
+    try:
+        ports = load_settings().model_service_ports
+    except MeshConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    except SettingsError:
+        raise ConfigError('MODEL_SERVICE_PORTS must be JSON such as {"stable": 8091}') from None
+    return [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
+
+
+def _decide(args: argparse.Namespace) -> int:
+    config = load_config(args.values, control=args.control, treatment=args.treatment)
+    prometheus_url = args.prometheus_url
+    metrics_urls = args.metrics_url or []
+    if not prometheus_url and not metrics_urls:
+        prometheus_url = os.environ.get("PROMETHEUS_URL") or None
+        if not prometheus_url:
+            metrics_urls = default_metrics_urls()
+    observation = asyncio.run(collect(prometheus_url, metrics_urls, args.window))
+    analysis = analyse(observation, config)
+    if args.json:
+        print(json.dumps(analysis.model_dump(mode="json"), indent=2))
+    else:
+        print(format_analysis(analysis))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    reviews = held_out(load_reviews(args.data))
+    values = load_values(args.values)
+    host = args.host_header or values.hosts.service
+    bar = tqdm(
+        total=args.reviews, unit="review", file=sys.stderr, disable=args.quiet, desc="simulating"
+    )
+    with bar:
+        report = asyncio.run(
+            simulate(
+                args.gateway,
+                reviews,
+                restaurants=values.restaurant_names,
+                host_header=host,
+                clients=args.clients,
+                total=args.reviews,
+                time_limit=args.time_limit,
+                seed=args.seed,
+                concurrency=args.concurrency,
+                progress=bar.update,
+            )
+        )
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        print(f"{len(reviews)} held-out reviews from {args.data}, sent through {args.gateway}")
+        print(format_simulation(report))
+    return 1 if report.timed_out or report.predictions == 0 else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: `decide` and `simulate`."""
+    parser = argparse.ArgumentParser(prog="python -m experiment", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    decide = commands.add_parser(
+        "decide",
+        help="analyse feedback per version and print PROMOTE, ROLLBACK or CONTINUE with the reason",
+        description="Reads counts from Prometheus (--prometheus-url, else PROMETHEUS_URL) or, "
+        "without one, from each model-service's /metrics (--metrics-url, else the local "
+        "gateway's upstreams from MODEL_SERVICE_PORTS).",
+    )
+    source = decide.add_mutually_exclusive_group()
+    source.add_argument("--prometheus-url", help="base URL of the Prometheus HTTP API")
+    source.add_argument(
+        "--metrics-url", action="append", help="a model-service /metrics URL (repeat for each)"
+    )
+    decide.add_argument(
+        "--window",
+        type=_window,
+        default="7d",
+        help="Prometheus range over which counters increase, e.g. 2h or 7d; 'all' sums the "
+        "raw counters, which restart from zero with each pod (default: 7d)",
+    )
+    decide.add_argument("--values", type=Path, default=DEFAULT_VALUES, help="Helm values file")
+    decide.add_argument("--control", default="stable", help="version compared against")
+    decide.add_argument("--treatment", default="canary", help="version under test")
+    decide.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    decide.set_defaults(handler=_decide)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="send held-out labelled reviews through the gateway as distinct clients, "
+        "with feedback",
+    )
+    sim.add_argument(
+        "--gateway",
+        default=f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8080')}",
+        help="gateway base URL (default: http://127.0.0.1:$GATEWAY_PORT, port 8080)",
+    )
+    sim.add_argument(
+        "--host-header", help="Host header for the model-service (default: hosts.service)"
+    )
+    sim.add_argument("--data", type=Path, default=CORPUS)
+    sim.add_argument("--values", type=Path, default=DEFAULT_VALUES, help="Helm values file")
+    sim.add_argument(
+        "--clients",
+        type=_bounded_int(1, MAX_CLIENTS),
+        default=1000,
+        help="distinct users, each with its own cookie jar (default: 1000, one review each, "
+        "which keeps the sample-ratio test exact)",
+    )
+    sim.add_argument("--reviews", type=_bounded_int(1, MAX_REVIEWS), default=1000)
+    sim.add_argument(
+        "--time-limit", type=_positive_float, default=300.0, help="seconds before stopping"
+    )
+    sim.add_argument("--seed", type=int, default=7, help="seed of review order and restaurants")
+    sim.add_argument(
+        "--concurrency",
+        type=_bounded_int(1, 256),
+        default=16,
+        help="reviews in flight at once (default: 16)",
+    )
+    sim.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sim.set_defaults(handler=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; errors become one message on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ConfigError, SourceError, SimulationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
