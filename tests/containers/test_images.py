@@ -104,12 +104,13 @@ def test_runs_as_the_non_root_user(docker: Docker, images: dict[str, str], name:
 
 
 @pytest.mark.parametrize("name", ["model-service", "frontend", "gateway"])
-def test_no_build_tools_and_no_sources_in_the_image(
+def test_no_build_tools_sources_or_package_test_suites_in_the_image(
     docker: Docker, images: dict[str, str], name: str
 ) -> None:
     probe = (
-        "for tool in gcc cc c++ make git uv uvx; do "
-        "command -v $tool; done; ls -d /src /root/.cache 2>/dev/null; true"
+        "for tool in gcc cc c++ make git uv uvx; do command -v $tool; done; "
+        "ls -d /src /root/.cache 2>/dev/null; "
+        "find / -xdev -type d -name tests -path '*/site-packages/*' 2>/dev/null; true"
     )
     found = once(docker, "--entrypoint", "sh", images[name], "-c", probe)
     assert found.stdout.split() == [], f"{name} carries: {found.stdout.split()}"
