@@ -45,7 +45,7 @@ lint: install ## Ruff, mypy and the import layers on the code, hadolint on the D
 	$(VENV)/bin/ruff format --check libs services tools tests
 	$(VENV)/bin/mypy libs/*/src services/*/src tools/src
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/hadolint services/*/Dockerfile
+	$(VENV)/bin/hadolint services/*/Dockerfile deploy/docker/*.Dockerfile
 
 test: install models lint ## Lint, then run every test but the container tier (what CI runs first)
 	$(VENV)/bin/pytest -m "not containers" --durations=15
