@@ -119,7 +119,7 @@ def start_engine(client: str) -> bool:
         env={**os.environ, "DOCKER": client},
     )
     if result.returncode in (3, 4):
-        unavailable(f"no Docker engine: {result.stderr.strip()}")
+        unavailable(result.stderr.strip())
     assert result.returncode == 0, f"the Docker engine did not start:\n{result.stderr}"
     return "started" in result.stdout
 
