@@ -58,7 +58,7 @@ promote: install ## All traffic to the canary (TO=version) on the running gatewa
 rollback: install ## All traffic back to stable (TO=version); K8S=1 for helm upgrade; DRY_RUN=1 prints
 	$(PY) -m localmesh rollback $(TO) $(if $(K8S),--kubernetes)
 
-deploy-k8s: ## Deploy to minikube with Istio, monitoring, Kiali and Jaeger (DRY_RUN=1 prints the commands)
+deploy-k8s: ## Deploy to minikube with Istio, monitoring, Kiali and Jaeger (MEMORY, CPUS, IMAGES; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/deploy.sh
 
 unpromote: install ## All traffic to the canary (TO=version) on the running gateway; K8S=1 helm upgrade; DRY_RUN=1 prints
@@ -67,7 +67,7 @@ unpromote: install ## All traffic to the canary (TO=version) on the running gate
 rollback: install ## All traffic back to stable (TO=version); K8S=1 for helm upgrade; DRY_RUN=1 prints
 	$(PY) -m localmesh rollback $(TO) $(if $(K8S),--kubernetes)
 
-deploy-k8s: ## Remove the release (ALL=1 also deletes the minikube cluster)
+undeploy-k8s: ## Remove the release (ALL=1 also deletes the minikube cluster; DRY_RUN=1 prints the commands)
 	bash deploy/k8s/undeploy.sh
 
 images-minikube: ## Build both images inside minikube
