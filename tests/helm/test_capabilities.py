@@ -3,14 +3,26 @@ their APIs, and NOTES.txt says what was left out and why."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.helm import engine
-from tests.helm.conftest import CI_VALUES, Render, ci_values, of_kind, only
+from tests.helm.conftest import (
+    CHART,
+    CI_VALUES,
+    NAMESPACE,
+    RELEASE,
+    Render,
+    ci_values,
+    manifests_of,
+    of_kind,
+    only,
+)
 
 VALUE_SETS = [pytest.param({}, id="defaults")] + [
     pytest.param(ci_values(path), id=path.name) for path in CI_VALUES
@@ -30,6 +42,31 @@ def test_a_plain_cluster_gets_only_builtin_kinds(render: Render, values: dict[st
         assert "." not in group or group.endswith(".k8s.io"), manifest["kind"]
         clean = {k: v for k, v in manifest.items() if k != "__template__"}
         kubernetes_validate.validate(clean, "1.30", strict=True)
+
+
+def oldest_kubernetes() -> str:
+    """The minimum Kubernetes version Chart.yaml states, e.g. "1.27"."""
+    constraint = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    found = re.fullmatch(r">=\s*(\d+)\.(\d+)\.\d+(-0)?", constraint)
+    assert found, constraint
+    return f"{found[1]}.{found[2]}"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_the_oldest_stated_kubernetes_accepts_every_builtin_object(
+    chart: Any, values: dict[str, Any]
+) -> None:
+    version = oldest_kubernetes()
+    assert version == "1.27"
+    rendered = engine.render(
+        chart, values, name=RELEASE, namespace=NAMESPACE, kube_version=f"v{version}.0"
+    )
+    manifests = manifests_of(rendered)
+    for manifest in manifests:
+        if "." in manifest["apiVersion"].split("/")[0]:
+            continue  # custom resources: test_custom_resources.py
+        clean = {k: v for k, v in manifest.items() if k != "__template__"}
+        kubernetes_validate.validate(clean, version, strict=True)
 
 
 def test_notes_name_what_a_plain_cluster_skipped(notes: Callable[..., str]) -> None:
