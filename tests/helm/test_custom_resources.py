@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow  # each validation starts node
 
 NPM = Path(__file__).resolve().parent / "npm"
 PACKAGES = ("istio", "prometheus-operator")
-VALUE_SETS = {"defaults": {}} | {path.name: ci_values(path) for path in CI_VALUES}
+VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": {}} | {
+    path.name: ci_values(path) for path in CI_VALUES
+}
 GROUPS = ("networking.istio.io", "security.istio.io", "monitoring.coreos.com")
 # What the default rendering on a cluster with Istio and the Prometheus Operator holds.
 DEFAULT_KINDS = {

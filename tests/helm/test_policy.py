@@ -18,7 +18,9 @@ from tests.support import ROOT, require_binary
 
 pytestmark = pytest.mark.slow  # checkov runs as its own process, ~20 s a scan
 
-VALUE_SETS = {"defaults": {}} | {path.stem: ci_values(path) for path in CI_VALUES}
+VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": {}} | {
+    path.stem: ci_values(path) for path in CI_VALUES
+}
 # Not a values file of the chart: proves the scan fails when a workload's policy is weak.
 WEAK = {"image": {"pullPolicy": "IfNotPresent"}}
 # The chart's skips, each with its reason on the object (templates/*.yaml).
