@@ -96,13 +96,6 @@ set; otherwise a digest is immutable (IfNotPresent) and a tag can move (Always).
 {{- end }}
 
 {{/*
-Image of the frontend.
-*/}}
-{{- define "restaurant-sentiment.frontend.image" -}}
-{{- include "restaurant-sentiment.image" (dict "root" . "component" "frontend" "tag" .Values.frontend.tag "digest" .Values.frontend.digest) }}
-{{- end }}
-
-{{/*
 Checks that JSON schema cannot express: weights summing to 100 and unique version names.
 */}}
 {{- define "restaurant-sentiment.validate" -}}
