@@ -71,7 +71,7 @@ promote: install ## All new traffic to the canary (TO=version) on the running ga
 rollback: install ## All new traffic back to stable (TO=version); K8S=1 helm upgrade; DRY_RUN=1 prints
 	$(PY) -m $(TOOLS).localmesh rollback $(TO) $(if $(K8S),--kubernetes)
 
-deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger and the chart (MEMORY, CPUS; DRY_RUN=1 prints the plan)
+deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger, the images and the chart (MEMORY, CPUS, IMAGES; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/deploy.sh
 
 undeploy-k8s: ## Remove what deploy-k8s installed (ALL=1 also deletes the minikube cluster; DRY_RUN=1 prints the plan)
