@@ -86,7 +86,9 @@ def _decide(args: argparse.Namespace) -> int:
         prometheus_url = os.environ.get("PROMETHEUS_URL") or None
         if not prometheus_url:
             metrics_urls = default_metrics_urls()
-    observation = asyncio.run(collect(prometheus_url, metrics_urls, args.window))
+    observation = asyncio.run(
+        collect(prometheus_url, metrics_urls, args.window, split=config.split)
+    )
     analysis = analyse(observation, config)
     if args.json:
         print(json.dumps(analysis.model_dump(mode="json"), indent=2))
@@ -114,6 +116,8 @@ def _simulate(args: argparse.Namespace) -> int:
                 time_limit=args.time_limit,
                 seed=args.seed,
                 concurrency=args.concurrency,
+                api_calls=args.api_calls,
+                batch=args.batch,
                 progress=bar.update,
             )
         )
@@ -187,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded_int(1, 256),
         default=16,
         help="reviews in flight at once (default: 16)",
+    )
+    sim.add_argument(
+        "--api-calls",
+        type=_bounded_int(0, MAX_REVIEWS),
+        default=0,
+        help="cookieless /predict calls mixed in, as API clients make them (default: 0)",
+    )
+    sim.add_argument(
+        "--batch",
+        type=_bounded_int(0, 1000),
+        default=0,
+        help="reviews of one /predict/batch call mixed in (default: 0, none)",
     )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
