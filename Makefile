@@ -16,7 +16,7 @@ TRAINING_INPUTS := $(DATA) $(addprefix $(MODEL_CODE)/,train.py preprocess.py cor
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
 .PHONY: help install models docs up test test-fast test-containers images lint bench load experiment simulate promote \
-	rollback deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
+	rollback split deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -77,7 +77,10 @@ promote: install ## All new traffic to the canary (TO=version) on the running ga
 rollback: install ## All new traffic back to stable (TO=version); K8S=1 helm upgrade; DRY_RUN=1 prints
 	$(PY) -m $(TOOLS).localmesh rollback $(TO) $(if $(K8S),--kubernetes)
 
-deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger and the chart (MEMORY, CPUS; DRY_RUN=1 prints the plan)
+split: install ## New-traffic weights on the running gateway (WEIGHTS=stable=70,canary=30, default the values'); K8S=1 helm upgrade; DRY_RUN=1 prints
+	$(PY) -m $(TOOLS).localmesh split $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(K8S),--kubernetes)
+
+deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger, the images and the chart (MEMORY, CPUS, IMAGES; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/deploy.sh
 
 undeploy-k8s: ## Remove what deploy-k8s installed (ALL=1 also deletes the minikube cluster; DRY_RUN=1 prints the plan)

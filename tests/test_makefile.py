@@ -30,6 +30,7 @@ RECIPES = {
     "simulate": "-m restaurant_sentiment.tools.experiment simulate",
     "promote": "-m restaurant_sentiment.tools.localmesh promote",
     "rollback": "-m restaurant_sentiment.tools.localmesh rollback",
+    "split": "-m restaurant_sentiment.tools.localmesh split",
     "deploy-k8s": "bash deploy/k8s/deploy.sh",
     "undeploy-k8s": "bash deploy/k8s/undeploy.sh",
     "images-minikube": "bash deploy/k8s/images.sh",
@@ -38,7 +39,12 @@ RECIPES = {
     "clean": "rm -rf",
 }
 # Recipes that must never appear in another target's plan.
-FORBIDDEN = {"deploy-k8s": ["undeploy.sh"], "promote": ["rollback"], "rollback": ["promote"]}
+FORBIDDEN = {
+    "deploy-k8s": ["undeploy.sh"],
+    "promote": ["rollback", "split"],
+    "rollback": ["promote", "split"],
+    "split": ["promote", "rollback"],
+}
 
 
 def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,3 +104,8 @@ def test_models_are_retrained_when_the_corpus_changes(tmp_path: Path) -> None:
 def test_experiment_passes_json_and_prometheus_through() -> None:
     plan = make("-n", "experiment", "JSON=1", "PROMETHEUS_URL=http://prom:9090").stdout
     assert "--json" in plan and "--prometheus-url http://prom:9090" in plan
+
+
+def test_split_passes_the_weights_through() -> None:
+    plan = make("-n", "split", "WEIGHTS=stable=90,canary=10", "K8S=1").stdout
+    assert "split --weights stable=90,canary=10 --kubernetes" in plan

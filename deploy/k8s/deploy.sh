@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Creates (or updates) a local minikube cluster with Istio, the Prometheus Operator, Grafana,
-# Alertmanager, Kiali and Jaeger, then installs the restaurant-sentiment chart.
-# Safe to run again: every step converges. DRY_RUN=1 prints the commands instead of running them.
+# Alertmanager, Kiali and Jaeger, builds the images into it, then installs the
+# restaurant-sentiment chart and waits until it is ready.
+# Safe to run again: every step converges. DRY_RUN=1 prints the whole plan instead of running it,
+# even on a machine without the cluster tools (it notes which ones a real run needs).
 # Settings: MEMORY (MiB, 16384), CPUS (4), DRIVER, PROFILE, NAMESPACE, RELEASE, IMAGE_PREFIX,
-# VERSION, HELM_ARGS (extra arguments for the chart, e.g. "--set modelService.versions[1].weight=50").
+# VERSION, IMAGES (build: build both images inside minikube from this tree, the default; load:
+# copy images of those names from the host's Docker; registry: pull them from IMAGE_PREFIX),
+# HELM_ARGS (extra arguments for the chart, e.g. "-f my-values.yaml").
 set -euo pipefail
 # shellcheck source=deploy/k8s/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,8 +16,10 @@ MEMORY=${MEMORY:-16384}
 CPUS=${CPUS:-4}
 DRIVER=${DRIVER:-}
 HELM_ARGS=${HELM_ARGS:-}
+IMAGES=${IMAGES:-build}
 [[ "$MEMORY" =~ ^[0-9]+$ ]] || die "MEMORY must be a number of MiB, got '$MEMORY'"
 [[ "$CPUS" =~ ^[0-9]+$ ]] || die "CPUS must be a whole number, got '$CPUS'"
+[[ "$IMAGES" =~ ^(build|load|registry)$ ]] || die "IMAGES must be build, load or registry, got '$IMAGES'"
 
 need_cluster_tools
 
@@ -27,7 +33,7 @@ version_at_least "$ISTIO_VERSION" "$MIN_ISTIO_VERSION" \
   || die "istioctl $ISTIO_VERSION is too old: the homepage rate limit needs Istio $MIN_ISTIO_VERSION or newer"
 ISTIO_MINOR=$(grep -oE '^[0-9]+\.[0-9]+' <<<"$ISTIO_VERSION")
 
-say "1/8 minikube cluster '$PROFILE' (${MEMORY} MiB, ${CPUS} CPUs)"
+say "1/9 minikube cluster '$PROFILE' (${MEMORY} MiB, ${CPUS} CPUs)"
 if ! dry_run && minikube status -p "$PROFILE" >/dev/null 2>&1; then
   echo "    already running"
 else
@@ -36,10 +42,29 @@ fi
 run minikube profile "$PROFILE"
 run minikube addons enable ingress -p "$PROFILE"
 
-say "2/8 Istio $ISTIO_VERSION (istioctl install)"
+# Images the cluster holds itself are run as they are (IfNotPresent): no registry has them.
+CHART_IMAGE_ARGS=(--set image.repositoryPrefix="$IMAGE_PREFIX" --set frontend.tag="$VERSION")
+case $IMAGES in
+  build)
+    say "2/9 images $FRONTEND_IMAGE and $MODEL_SERVICE_IMAGE (built inside minikube)"
+    build_images
+    CHART_IMAGE_ARGS+=(--set image.pullPolicy=IfNotPresent)
+    ;;
+  load)
+    say "2/9 images $FRONTEND_IMAGE and $MODEL_SERVICE_IMAGE (loaded from the host's Docker)"
+    run minikube image load -p "$PROFILE" "$FRONTEND_IMAGE"
+    run minikube image load -p "$PROFILE" "$MODEL_SERVICE_IMAGE"
+    CHART_IMAGE_ARGS+=(--set image.pullPolicy=IfNotPresent)
+    ;;
+  registry)
+    say "2/9 images: pulled from $IMAGE_PREFIX by the nodes"
+    ;;
+esac
+
+say "3/9 Istio $ISTIO_VERSION (istioctl install)"
 run istioctl install -y -f "$K8S_DIR/istio.yaml"
 
-say "3/8 namespace $NAMESPACE with sidecar injection"
+say "4/9 namespace $NAMESPACE with sidecar injection"
 if dry_run; then
   run kubectl create namespace "$NAMESPACE"
 else
@@ -47,7 +72,7 @@ else
 fi
 run kubectl label namespace "$NAMESPACE" istio-injection=enabled --overwrite
 
-say "4/8 Prometheus Operator, Prometheus, Alertmanager and Grafana (kube-prometheus-stack)"
+say "5/9 Prometheus Operator, Prometheus, Alertmanager and Grafana (kube-prometheus-stack)"
 run helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
 run helm repo add kiali https://kiali.org/helm-charts --force-update
 run helm repo update prometheus-community kiali
@@ -72,21 +97,20 @@ run helm upgrade --install kube-prometheus-stack prometheus-community/kube-prome
 
 run kubectl apply -f "$K8S_DIR/istio-podmonitor.yaml"
 
-say "5/8 Jaeger (Istio $ISTIO_MINOR sample add-on) and tracing"
+say "6/9 Jaeger (Istio $ISTIO_MINOR sample add-on) and tracing"
 run kubectl apply -f "https://raw.githubusercontent.com/istio/istio/release-$ISTIO_MINOR/samples/addons/jaeger.yaml"
 run kubectl apply -f "$K8S_DIR/telemetry.yaml"
 
-say "6/8 Kiali"
+say "7/9 Kiali"
 run helm upgrade --install kiali-server kiali/kiali-server -n istio-system \
   -f "$K8S_DIR/kiali-values.yaml" ${KIALI_VERSION:+--version "$KIALI_VERSION"} --wait --timeout 10m
 
-say "7/8 restaurant-sentiment $VERSION (release $RELEASE in $NAMESPACE)"
+say "8/9 restaurant-sentiment $VERSION (release $RELEASE in $NAMESPACE)"
 # shellcheck disable=SC2086 # HELM_ARGS is a list of extra arguments.
 run helm upgrade --install "$RELEASE" "$CHART_DIR" -n "$NAMESPACE" \
-  --set image.repositoryPrefix="$IMAGE_PREFIX" --set frontend.tag="$VERSION" \
-  $HELM_ARGS --wait --timeout 10m
+  "${CHART_IMAGE_ARGS[@]}" $HELM_ARGS --wait --timeout 10m
 
-say "8/8 waiting for the pods"
+say "9/9 waiting for the pods"
 run kubectl rollout status deployment -n "$NAMESPACE" -l "app.kubernetes.io/instance=$RELEASE" --timeout=5m
 run kubectl wait pods -n "$NAMESPACE" -l "app.kubernetes.io/instance=$RELEASE,app.kubernetes.io/component!=test" \
   --for=condition=Ready --timeout=5m

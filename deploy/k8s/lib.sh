@@ -35,26 +35,62 @@ die() {
   exit 1
 }
 
-# Stops with what to install when a command is missing; checked in DRY_RUN too.
-need() {
-  local name=$1 hint=$2
-  command -v "$name" >/dev/null 2>&1 || die "$name is not installed: $hint"
+# Where to get each cluster tool.
+tool_hint() {
+  case $1 in
+    minikube) printf 'minikube is not installed: see https://minikube.sigs.k8s.io/docs/start/' ;;
+    kubectl) printf 'kubectl is not installed: see https://kubernetes.io/docs/tasks/tools/' ;;
+    helm) printf 'helm is not installed: see https://helm.sh/docs/intro/install/' ;;
+    istioctl) printf 'istioctl (Istio %s or newer) is not installed: see https://istio.io/latest/docs/setup/getting-started/#download' "$MIN_ISTIO_VERSION" ;;
+    *) printf '%s is not installed' "$1" ;;
+  esac
 }
 
-need_cluster_tools() {
-  local missing=0
-  for tool in minikube kubectl helm istioctl; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-      missing=1
-      case $tool in
-        minikube) printf 'error: minikube is not installed: see https://minikube.sigs.k8s.io/docs/start/\n' >&2 ;;
-        kubectl) printf 'error: kubectl is not installed: see https://kubernetes.io/docs/tasks/tools/\n' >&2 ;;
-        helm) printf 'error: helm is not installed: see https://helm.sh/docs/intro/install/\n' >&2 ;;
-        istioctl) printf 'error: istioctl (Istio %s or newer) is not installed: see https://istio.io/latest/docs/setup/getting-started/#download\n' "$MIN_ISTIO_VERSION" >&2 ;;
-      esac
+# Stops, naming what to install, when a tool is missing. With DRY_RUN=1 nothing runs, so the
+# plan is printed anyway and the missing tools are only noted (on standard error).
+need_tools() {
+  local missing=0 tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 && continue
+    missing=1
+    if dry_run; then
+      printf 'note: %s; a real run needs it\n' "$(tool_hint "$tool")" >&2
+    else
+      printf 'error: %s\n' "$(tool_hint "$tool")" >&2
     fi
   done
-  [[ $missing == 0 ]] || exit 1
+  [[ $missing == 0 ]] || dry_run || exit 1
+}
+
+need_cluster_tools() { need_tools minikube kubectl helm istioctl; }
+
+# The Dockerfiles of both images, wherever this checkout keeps them (FRONTEND_DOCKERFILE and
+# MODEL_SERVICE_DOCKERFILE override). Paths are relative to the repository root.
+first_file() {
+  local path
+  for path in "$@"; do
+    [[ -f "$ROOT/$path" ]] && { printf '%s' "$path"; return; }
+  done
+  printf '%s' "$1"
+}
+FRONTEND_DOCKERFILE=${FRONTEND_DOCKERFILE:-$(first_file services/frontend/Dockerfile)}
+MODEL_SERVICE_DOCKERFILE=${MODEL_SERVICE_DOCKERFILE:-$(first_file services/model-service/Dockerfile services/model_service/Dockerfile)}
+FRONTEND_IMAGE="$IMAGE_PREFIX-frontend:$VERSION"
+MODEL_SERVICE_IMAGE="$IMAGE_PREFIX-model-service:$VERSION"
+
+# Builds both images inside the minikube profile, with the names and tags the chart uses.
+build_images() {
+  [[ -n "$VERSION" ]] || die "could not read the project version from pyproject.toml; set VERSION"
+  local file
+  for file in "$FRONTEND_DOCKERFILE" "$MODEL_SERVICE_DOCKERFILE"; do
+    [[ -f "$file" || -f "$ROOT/$file" ]] \
+      || die "$file not found (set FRONTEND_DOCKERFILE / MODEL_SERVICE_DOCKERFILE)"
+  done
+  (
+    cd "$ROOT" || exit 1
+    run minikube image build -p "$PROFILE" -t "$FRONTEND_IMAGE" -f "$FRONTEND_DOCKERFILE" .
+    run minikube image build -p "$PROFILE" -t "$MODEL_SERVICE_IMAGE" -f "$MODEL_SERVICE_DOCKERFILE" .
+  )
 }
 
 # True when version $1 is at least version $2 (both MAJOR.MINOR[.PATCH]).

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -116,6 +117,29 @@ def test_no_build_tools_sources_or_package_test_suites_in_the_image(
     assert found.stdout.split() == [], f"{name} carries: {found.stdout.split()}"
 
 
+def runtime_closure(package: str) -> set[str]:
+    """Every distribution uv.lock says the package needs at run time (extras followed)."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))["package"]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for entry in lock:
+        by_name.setdefault(normalise(entry["name"]), []).append(entry)
+    seen: set[str] = set()
+    todo: list[tuple[str, tuple[str, ...]]] = [(normalise(package), ())]
+    while todo:
+        name, extras = todo.pop()
+        seen.add(name)
+        for entry in by_name.get(name, []):
+            deps = list(entry.get("dependencies", []))
+            for extra in extras:
+                deps += entry.get("optional-dependencies", {}).get(extra, [])
+            for dep in deps:
+                key = normalise(dep["name"])
+                wanted = tuple(dep.get("extra", ()))
+                if key not in seen or wanted:
+                    todo.append((key, wanted))
+    return seen
+
+
 def requirements(folder: str) -> set[str]:
     project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))
     return {normalise(Requirement(r).name) for r in project["project"]["dependencies"]}
@@ -139,8 +163,11 @@ def test_only_its_own_package_and_no_test_or_development_dependencies(
 ) -> None:
     installed = distributions(docker, images[name])
     assert "fastapi" in installed, "the probe must see the image's environment"
-    assert not installed & dev_dependencies(), sorted(installed & dev_dependencies())
     members = workspace_packages()
+    needed = runtime_closure(members[f"services/{name}"])
+    # Exactly what the lock says the service needs, so no test or development dependency.
+    assert installed <= needed, sorted(installed - needed)
+    assert not installed & (dev_dependencies() - needed), sorted(installed & dev_dependencies())
     present = {folder for folder, dist in members.items() if dist in installed}
     assert present == MEMBERS[name], present
     # What only the developer tools need (the local gateway's Envoy wheel among them) stays out.

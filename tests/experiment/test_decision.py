@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 
@@ -26,13 +28,13 @@ CONFIG = ExperimentConfig(thresholds=THRESHOLDS, weights={"stable": 70.0, "canar
 
 
 def observe(stable: tuple[int, int, int], canary: tuple[int, int, int]) -> Observation:
-    """Counts as (predictions, correct, incorrect) per version."""
+    """Counts as (new clients, correct, incorrect) per version; one prediction per client."""
     return Observation(
         source="metrics",
         description="test counts",
         counts={
-            name: VersionCounts(predictions=p, correct=c, incorrect=i)
-            for name, (p, c, i) in (("stable", stable), ("canary", canary))
+            name: VersionCounts(assignments=a, predictions=a, correct=c, incorrect=i)
+            for name, (a, c, i) in (("stable", stable), ("canary", canary))
         },
     )
 
@@ -135,6 +137,36 @@ def test_analysis_reports_every_figure_as_json() -> None:
     assert data["bayes"]["probability_treatment_better"] > 0.99
     assert data["sample_ratio"]["p_value"] == pytest.approx(1.0)
     assert data["thresholds"]["min_feedback_per_version"] == 200
+
+
+def test_the_split_test_counts_assignments_not_predictions() -> None:
+    """A 1,000-review batch and repeat visitors add predictions, not assignments."""
+    counts = observe((700, 560, 140), (300, 270, 30))
+    counts.counts["stable"] = counts.counts["stable"].model_copy(update={"predictions": 5700})
+    analysis = analyse(counts, CONFIG)
+    assert not analysis.sample_ratio.mismatch
+    assert analysis.decision is Decision.PROMOTE
+    assert analysis.versions[0].traffic_share == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(("stable", "canary", "decision", "words"), CASES)
+def test_reasons_speak_in_percentage_points(
+    stable: tuple[int, int, int], canary: tuple[int, int, int], decision: Any, words: str
+) -> None:
+    reason = analyse(observe(stable, canary), CONFIG).reason
+    assert not re.search(r"\[[+-]0\.\d{3}", reason), reason
+    if "interval" in reason:
+        assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\] points", reason), reason
+
+
+def test_no_interval_is_invented_without_feedback() -> None:
+    analysis = analyse(observe((700, 0, 0), (300, 0, 0)), CONFIG)
+    assert analysis.difference.interval is None and analysis.difference.estimate is None
+    assert analysis.difference.missing == "no feedback yet for stable and canary"
+    assert all(v.accuracy_interval is None for v in analysis.versions)
+    one_sided = analyse(observe((700, 500, 100), (300, 0, 0)), CONFIG)
+    assert one_sided.difference.missing == "no feedback yet for canary"
+    assert one_sided.versions[0].accuracy_interval is not None
 
 
 def test_a_version_without_any_report_counts_as_zero() -> None:

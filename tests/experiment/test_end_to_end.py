@@ -15,9 +15,12 @@ from tests.support import PYTHON, ROOT
 
 pytestmark = pytest.mark.slow
 
-# One review per client keeps each request an independent draw of the 70/30 split, which is what
-# the sample-ratio test assumes (docs/experiment-plan.md); the canary then gets ~300 feedbacks.
+# 1,000 diners with one review each (the canary then gets ~300 feedbacks), and mixed in, API
+# traffic that must change neither the sample-ratio test nor the decision: 500 cookieless
+# calls (500 more assignments) and one batch of 1,000 reviews (one assignment).
 REVIEWS = 1000
+API_CALLS = 500
+BATCH = 1000
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,8 @@ def simulated(mesh: Mesh) -> dict:
         "--clients", str(REVIEWS),
         "--reviews", str(REVIEWS),
         "--time-limit", "240",
+        "--api-calls", str(API_CALLS),
+        "--batch", str(BATCH),
         "--json",
         "--quiet",
     )  # fmt: skip
@@ -44,6 +49,8 @@ def test_simulator_sends_every_review_and_each_client_keeps_its_version(simulate
     assert sum(simulated["clients_per_version"].values()) == REVIEWS
     # Envoy's 70/30 split: the canary's share of 1,000 clients lies within 5 standard deviations.
     assert 0.3 * REVIEWS - 73 < simulated["clients_per_version"]["canary"] < 0.3 * REVIEWS + 73
+    assert sum(simulated["api_calls_per_version"].values()) == API_CALLS
+    assert simulated["batch_reviews"] == BATCH
 
 
 def test_decision_from_metrics_matches_the_traffic_and_promotes_the_better_canary(
@@ -54,9 +61,17 @@ def test_decision_from_metrics_matches_the_traffic_and_promotes_the_better_canar
     assert analysis["source"] == "metrics"
     by_name = {v["name"]: v for v in analysis["versions"]}
     for name, tally in simulated["versions"].items():
-        assert by_name[name]["predictions"] == tally["predictions"]
+        api = simulated["api_calls_per_version"].get(name, 0)
+        # Diners' single predictions plus the cookieless API calls; never the batch's.
+        assert by_name[name]["predictions"] == tally["predictions"] + api
         assert by_name[name]["feedback"] == tally["predictions"]
         assert by_name[name]["correct"] == tally["correct"]
+        # Every new client is one assignment: the diners, each cookieless call, the batch call
+        # (and the simulator's one health check, which went through the weighted route too).
+        batch = 1 if simulated["batch_version"] == name else 0
+        diners = simulated["clients_per_version"][name]
+        assert diners + api + batch <= by_name[name]["assignments"] <= diners + api + batch + 1
+    assert sum(v["assignments"] for v in analysis["versions"]) == REVIEWS + API_CALLS + 2
     # The canary model is the better one (held-out accuracy in ml-model/*/metadata.json).
     assert (
         simulated["versions"]["canary"]["correct"] / simulated["versions"]["canary"]["predictions"]
@@ -91,18 +106,20 @@ def test_prometheus_source_agrees_with_the_services(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             result = httpx.get(f"{url}/api/v1/query", params=query, timeout=5).json()["data"]
-            if result["result"] and float(result["result"][0]["value"][1]) == REVIEWS:
+            if result["result"] and float(result["result"][0]["value"][1]) == REVIEWS + API_CALLS:
                 break
             time.sleep(0.5)
         else:
-            pytest.fail("Prometheus never scraped the simulated predictions")
+            pytest.fail(f"Prometheus never scraped the simulated predictions: {result}")
         analysis = decide_json("--prometheus-url", url, "--window", "all")
         windowed = decide_json("--prometheus-url", url, "--window", "10m")
     assert analysis["source"] == "prometheus"
     by_name = {v["name"]: v for v in analysis["versions"]}
     for name, tally in simulated["versions"].items():
-        assert by_name[name]["predictions"] == tally["predictions"]
+        api = simulated["api_calls_per_version"].get(name, 0)
+        assert by_name[name]["predictions"] == tally["predictions"] + api
         assert by_name[name]["correct"] == tally["correct"]
+    assert analysis["sample_ratio"]["mismatch"] is False
     assert analysis["decision"] == "PROMOTE", analysis["reason"]
     assert "increase over the last 10m" in windowed["source_description"]
     assert windowed["decision"] in {"PROMOTE", "CONTINUE"}

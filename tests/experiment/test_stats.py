@@ -184,3 +184,31 @@ def test_sample_ratio_false_alarm_rate_by_simulation() -> None:
 def test_sample_ratio_test_rejects_mismatched_versions() -> None:
     with pytest.raises(ValueError, match="versions differ"):
         sample_ratio_test({"stable": 1}, {"stable": 50, "canary": 50})
+
+
+@pytest.mark.parametrize("degrees", [1, 2, 3, 4, 9])
+@pytest.mark.parametrize("statistic", [0.01, 0.5, 1.1025, 3.0, 7.5, 20.0, 80.0, 400.0])
+def test_chi_square_tail_matches_scipy(degrees: int, statistic: float) -> None:
+    from restaurant_sentiment.experiment.stats import _chi_square_survival
+
+    expected = stats.chi2.sf(statistic, degrees)
+    assert _chi_square_survival(statistic, degrees) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_sample_ratio_test_with_three_versions_matches_scipy() -> None:
+    observed = {"stable": 640, "canary": 260, "canary-b": 100}
+    weights = {"stable": 60.0, "canary": 30.0, "canary-b": 10.0}
+    result = sample_ratio_test(observed, weights)
+    reference = stats.chisquare([640, 260, 100], [600, 300, 100])
+    assert result.statistic == pytest.approx(reference.statistic)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (3, 10), (81, 263), (999, 1000), (0, 50)])
+@pytest.mark.parametrize("level", [0.8, 0.95, 0.99])
+def test_wilson_matches_scipy(k: int, n: int, level: float) -> None:
+    reference = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    interval = wilson_interval(k, n, level)
+    assert (interval.low, interval.high) == pytest.approx(
+        (reference.low, reference.high), abs=1e-12
+    )

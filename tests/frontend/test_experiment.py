@@ -156,10 +156,14 @@ async def test_prometheus_is_preferred_when_configured() -> None:
         assert request.url.path == "/api/v1/query"
         query = request.url.params["query"]
         assert "[2h]" in query
-        counter = re.search(r"increase\((\w+)\[", query)
+        counter = re.search(r"increase\((\w+)(\{[^}]*\})?\[", query)
         assert counter is not None
+        if counter.group(1) == "model_assignments_total":
+            # Only the assignments of the split in force are asked for.
+            assert counter.group(2) == '{split="stable=70,canary=30"}'
         totals = {"predictions_total": (700, 300), "true_pos_predictions_total": (540, 270),
-                  "false_pos_predictions_total": (160, 30)}  # fmt: skip
+                  "false_pos_predictions_total": (160, 30),
+                  "model_assignments_total": (70, 30)}  # fmt: skip
         values = totals.get(counter.group(1), (0, 0))
         result = [
             {"metric": {"model_version": v}, "value": [0, str(n)]}
@@ -180,6 +184,10 @@ async def test_prometheus_is_preferred_when_configured() -> None:
     assert {v["name"]: v["feedback"] for v in analysis["versions"]} == {
         "stable": 700, "canary": 300,
     }  # fmt: skip
+    assert {v["name"]: v["assignments"] for v in analysis["versions"]} == {
+        "stable": 70, "canary": 30,
+    }  # fmt: skip
+    assert analysis["sample_ratio"]["p_value"] == pytest.approx(1.0)
 
 
 async def test_thresholds_come_from_the_values_file(tmp_path: Path) -> None:

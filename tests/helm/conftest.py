@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helm import engine
 from tests.support import ROOT, in_ci
 
 CHART = ROOT / "deploy" / "helm" / "restaurant-sentiment"
@@ -61,14 +62,39 @@ def manifests_of(rendered: dict[str, str]) -> list[Manifest]:
 
 @pytest.fixture(scope="session")
 def render(chart: Any) -> Render:
-    """Render the chart with value overrides into parsed manifests."""
+    """Render the chart with value overrides into parsed manifests, for a cluster serving the
+    given API versions (by default Istio's and the Prometheus Operator's, as `make deploy-k8s`
+    sets up; `()` is a plain cluster)."""
 
-    def _render(values: dict[str, Any] | None = None) -> list[Manifest]:
+    def _render(
+        values: dict[str, Any] | None = None,
+        api_versions: tuple[str, ...] = engine.MESH_CLUSTER,
+    ) -> list[Manifest]:
         values = values or {}
         chart.validate_schema(chart.merge_values(values))
-        return manifests_of(chart.render(values, name=RELEASE, namespace=NAMESPACE))
+        return manifests_of(
+            engine.render(
+                chart, values, name=RELEASE, namespace=NAMESPACE, api_versions=api_versions
+            )
+        )
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def notes(chart: Any) -> Callable[..., str]:
+    """The rendered NOTES.txt for value overrides and the API versions the cluster serves."""
+
+    def _notes(
+        values: dict[str, Any] | None = None,
+        api_versions: tuple[str, ...] = engine.MESH_CLUSTER,
+    ) -> str:
+        rendered = engine.render(
+            chart, values or {}, name=RELEASE, namespace=NAMESPACE, api_versions=api_versions
+        )
+        return rendered["restaurant-sentiment/templates/NOTES.txt"]
+
+    return _notes
 
 
 @pytest.fixture(scope="session")

@@ -258,9 +258,13 @@ def test_low_model_accuracy_threshold(promtool: str, tmp_path: Path) -> None:
     )
 
 
-def predictions(version: str, per_minute: str) -> dict[str, str]:
-    labels = f'model_version="{version}",restaurant="Gourmet Haven",instance="{version}"'
-    return {"series": f"predictions_total{{{labels}}}", "values": per_minute}
+SPLIT = "stable=70,canary=30"
+
+
+def assignments(version: str, per_minute: str, split: str = SPLIT) -> dict[str, str]:
+    """New clients the weighted route assigned to a version under a split."""
+    labels = f'model_version="{version}",split="{split}",instance="{version}"'
+    return {"series": f"model_assignments_total{{{labels}}}", "values": per_minute}
 
 
 def configured(version: str, weights: str) -> dict[str, str]:
@@ -269,13 +273,19 @@ def configured(version: str, weights: str) -> dict[str, str]:
     return {"series": f"model_version_configured_weight{{{labels}}}", "values": weights}
 
 
+def split_in_force(split: str, values: str) -> dict[str, str]:
+    """The frontend's gauge naming the split in force (1 while it is, absent otherwise)."""
+    labels = f'split="{split}",instance="frontend",job="frontend"'
+    return {"series": f"model_split_configured{{{labels}}}", "values": values}
+
+
 def srm_alert(version: str, deviation: str) -> dict[str, Any]:
     return {
         "exp_labels": {"severity": "warning", "model_version": version},
         "exp_annotations": {
             "summary": f"Model version {version} gets a share of traffic unlike its weight.",
             "description": (
-                f"Version {version} received a share of the predictions of the last hour that "
+                f"Version {version} was assigned a share of the new clients of the last hour that "
                 f"differs from its configured weight by {deviation}, more than 4 standard errors. "
                 "Until the assignment is fixed, the experiment's comparison cannot be trusted."
             ),
@@ -301,11 +311,12 @@ def test_sample_ratio_mismatch_fires_on_an_even_split_configured_70_30(
                 "input_series": [
                     configured("stable", "70x120"),
                     configured("canary", "30x120"),
-                    predictions("stable", "0+10x120"),
-                    predictions("canary", "0+10x120"),
+                    split_in_force(SPLIT, "1x120"),
+                    assignments("stable", "0+10x120"),
+                    assignments("canary", "0+10x120"),
                 ],
                 "alert_rule_test": [
-                    # Under 200 predictions in the hour: not judged yet.
+                    # Under 200 assignments in the hour: not judged yet.
                     {"eval_time": "9m", "alertname": name, "exp_alerts": []},
                     # Judged from minute 10, pending for 15 minutes, then firing.
                     {"eval_time": "20m", "alertname": name, "exp_alerts": []},
@@ -322,11 +333,11 @@ def test_sample_ratio_mismatch_fires_on_an_even_split_configured_70_30(
                 ],
                 "promql_expr_test": [
                     {
-                        "expr": "model_version:predictions_share:ratio1h",
+                        "expr": "model_version:assignments_share:ratio1h",
                         "eval_time": "90m",
                         "exp_samples": [
                             {
-                                "labels": series("model_version:predictions_share:ratio1h", v),
+                                "labels": series("model_version:assignments_share:ratio1h", v),
                                 "value": 0.5,
                             }
                             for v in ("canary", "stable")
@@ -340,19 +351,37 @@ def test_sample_ratio_mismatch_fires_on_an_even_split_configured_70_30(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stable", "canary", "weights"),
+    ("series", "weights"),
     [
         # The configured 70/30, at a volume where 4 standard errors are under 3 points.
-        ("0+70x120", "0+30x120", ("70x120", "30x120")),
-        # An even split, but only 120 predictions an hour: too few to judge.
-        ("0+1x120", "0+1x120", ("70x120", "30x120")),
-        # A promotion at minute 60: weights and traffic move together, the hour's average follows.
-        ("0+7x60 420x60", "0+3x60 180+10x60", ("70x60 0x60", "30x60 100x60")),
+        (
+            [split_in_force(SPLIT, "1x120"), assignments("stable", "0+70x120"),
+             assignments("canary", "0+30x120")],
+            ("70x120", "30x120"),
+        ),
+        # An even split, but only 120 assignments an hour: too few to judge.
+        (
+            [split_in_force(SPLIT, "1x120"), assignments("stable", "0+1x120"),
+             assignments("canary", "0+1x120")],
+            ("70x120", "30x120"),
+        ),
+        # A promotion at minute 60: the new split's assignments are judged against its weights,
+        # and the old split's are no longer counted.
+        (
+            [
+                split_in_force(SPLIT, "1x60 _x60"),
+                split_in_force("stable=0,canary=100", "_x60 1x60"),
+                assignments("stable", "0+70x60 4200x60"),
+                assignments("canary", "0+30x60 1800x60"),
+                assignments("canary", "_x60 0+50x60", "stable=0,canary=100"),
+            ],
+            ("70x60 0x60", "30x60 100x60"),
+        ),
     ],
     ids=["as-configured", "under-minimum-volume", "through-a-promotion"],
-)
+)  # fmt: skip
 def test_sample_ratio_mismatch_stays_silent(
-    promtool: str, tmp_path: Path, stable: str, canary: str, weights: tuple[str, str]
+    promtool: str, tmp_path: Path, series: list[dict[str, str]], weights: tuple[str, str]
 ) -> None:
     run_rule_tests(
         promtool,
@@ -363,8 +392,7 @@ def test_sample_ratio_mismatch_stays_silent(
                 "input_series": [
                     configured("stable", weights[0]),
                     configured("canary", weights[1]),
-                    predictions("stable", stable),
-                    predictions("canary", canary),
+                    *series,
                 ],
                 "alert_rule_test": [
                     {
@@ -383,7 +411,8 @@ def test_sample_ratio_mismatch_stays_silent(
 def test_sample_ratio_mismatch_fires_when_a_retired_version_still_gets_traffic(
     promtool: str, tmp_path: Path
 ) -> None:
-    """Weight 0 for two hours, yet a tenth of the predictions: a standard error of zero."""
+    """Weight 0 for two hours, yet a tenth of the assignments: a standard error of zero."""
+    promoted = "stable=0,canary=100"
     run_rule_tests(
         promtool,
         tmp_path,
@@ -393,8 +422,9 @@ def test_sample_ratio_mismatch_fires_when_a_retired_version_still_gets_traffic(
                 "input_series": [
                     configured("stable", "0x180"),
                     configured("canary", "100x180"),
-                    predictions("stable", "0+1x180"),
-                    predictions("canary", "0+9x180"),
+                    split_in_force(promoted, "1x180"),
+                    assignments("stable", "0+1x180", promoted),
+                    assignments("canary", "0+9x180", promoted),
                 ],
                 "alert_rule_test": [
                     {

@@ -15,6 +15,7 @@ from restaurant_sentiment.tools.localmesh import gateway
 from restaurant_sentiment.tools.localmesh.__main__ import render_compose
 from restaurant_sentiment.tools.localmesh.up import envoy_binary
 from restaurant_sentiment.values import Values, parse_values
+from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 from tests.mesh.conftest import loopback_listen
 from tests.support import ROOT, in_ci
 
@@ -30,8 +31,11 @@ def render_chart(overrides: dict[str, Any] | None = None) -> list[dict[str, Any]
         if in_ci():
             raise
         pytest.skip("helm-python-sdk has no wheel for this platform")
+    from tests.helm import engine
+
+    # A cluster with Istio and the Prometheus Operator: the chart renders their objects only then.
     with helm.Chart.load(str(CHART)) as chart:
-        rendered = chart.render(overrides or {}, name="rel", namespace="shop")
+        rendered = engine.render(chart, overrides or {}, name="rel", namespace="shop")
     docs = []
     for path, text in rendered.items():
         if not path.endswith(".yaml"):
@@ -215,11 +219,21 @@ def test_model_service_virtualservice_matches_the_gateway_routes(
     ]
     assert istio_cookie_routes == local_cookie_routes
     assert [r["match"]["prefix"] for r in envoy_routes] == ["/"] * len(envoy_routes)
+    # Pinned clients are no assignment: both strip the header a client might forge.
+    assert [r["headers"]["request"]["remove"] for r in spec["http"][:-1]] == [
+        r["request_headers_to_remove"] for r in envoy_routes[:-1]
+    ]
+    assert all(r["request_headers_to_remove"] == [ASSIGNMENT_HEADER] for r in envoy_routes[:-1])
 
     weighted_istio = spec["http"][-1]
     assert weighted_istio["name"] == envoy_routes[-1]["name"] == "weighted"
     istio_split = [
-        (d["destination"]["subset"], d["weight"], d["headers"]["response"]["add"]["set-cookie"])
+        (
+            d["destination"]["subset"],
+            d["weight"],
+            d["headers"]["response"]["add"]["set-cookie"],
+            d["headers"]["request"]["set"],
+        )
         for d in weighted_istio["route"]
     ]
     local_split = [
@@ -227,10 +241,17 @@ def test_model_service_virtualservice_matches_the_gateway_routes(
             c["name"].removeprefix("model-service-"),
             c["weight"],
             c["response_headers_to_add"][0]["header"]["value"],
+            {h["header"]["key"]: h["header"]["value"] for h in c["request_headers_to_add"]},
         )
         for c in envoy_routes[-1]["route"]["weighted_clusters"]["clusters"]
     ]
     assert istio_split == local_split
+    assert local_split[0][3] == {ASSIGNMENT_HEADER: values.split}
+    # Istio's `set` is Envoy's OVERWRITE_IF_EXISTS_OR_ADD: a forged header is replaced.
+    for cluster in envoy_routes[-1]["route"]["weighted_clusters"]["clusters"]:
+        assert cluster["request_headers_to_add"][0]["append_action"] == (
+            "OVERWRITE_IF_EXISTS_OR_ADD"
+        )
     # Istio's `add` is Envoy's APPEND_IF_EXISTS_OR_ADD: the service's own Set-Cookie survives.
     for cluster in envoy_routes[-1]["route"]["weighted_clusters"]["clusters"]:
         assert cluster["response_headers_to_add"][0]["append_action"] == "APPEND_IF_EXISTS_OR_ADD"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from restaurant_sentiment.values import Values
 from tests.mesh.conftest import Up, no_cookies, start_up
@@ -148,8 +152,67 @@ def test_rollback_sends_everyone_back_to_stable(running: Up, values: Values) -> 
 def test_dry_run_changes_nothing(running: Up, values: Values) -> None:
     result = localmesh(running, "promote", "canary", DRY_RUN="1")
     assert result.returncode == 0, result.stderr
-    assert "would route all new traffic" in result.stdout and "canary 100%" in result.stdout
+    assert "would give the gateway" in result.stdout and "canary 100%" in result.stdout
     assert set(versions_of_new_clients(running, values)) == {"stable"}
+
+
+def experiment_json(up: Up) -> dict[str, Any]:
+    """`make experiment JSON=1`, run against this `make up` as a person would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "restaurant_sentiment.tools.experiment", "decide", "--json"],
+        cwd=ROOT,
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def weights_everywhere(up: Up, values: Values) -> dict[str, dict[str, float]]:
+    """The weights as /experiment.json, `make experiment` and the frontend's gauge show them."""
+    app = httpx.Client(
+        base_url=f"http://127.0.0.1:{up.env['GATEWAY_PORT']}",
+        headers={"host": values.hosts.app},
+        timeout=30,
+        trust_env=False,
+    )
+    with app:
+        page = app.get("/experiment.json").json()
+    metrics = httpx.get(f"http://127.0.0.1:{up.env['FRONTEND_PORT']}/metrics", timeout=10).text
+    gauge = {
+        sample.labels["model_version"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "model_version_configured_weight"
+    }
+    cli = experiment_json(up)
+    return {
+        "/experiment": {v["name"]: v["configured_weight"] for v in page["versions"]},
+        "make experiment": {v["name"]: v["configured_weight"] for v in cli["versions"]},
+        "gauge": gauge,
+    }
+
+
+def test_every_reader_follows_promote_rollback_and_split_without_a_restart(
+    running: Up, values: Values
+) -> None:
+    pids = {p.pid for p in psutil.Process(running.proc.pid).children(recursive=True)}
+    for args, expected in [
+        (["promote", "canary"], {"stable": 0.0, "canary": 100.0}),
+        (["rollback"], {"stable": 100.0, "canary": 0.0}),
+        (["split", "--weights", "stable=80,canary=20"], {"stable": 80.0, "canary": 20.0}),
+        (["split"], {"stable": 70.0, "canary": 30.0}),
+    ]:
+        result = localmesh(running, *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The page refreshes every 10 s; its next refresh already shows the new weights.
+        seen = weights_everywhere(running, values)
+        assert seen == dict.fromkeys(seen, expected), (args, seen)
+        split = ",".join(f"{name}={int(weight)}" for name, weight in expected.items())
+        assert experiment_json(running)["sample_ratio"]["split"] == split
+    assert {p.pid for p in psutil.Process(running.proc.pid).children(recursive=True)} == pids
 
 
 @pytest.mark.parametrize(
@@ -162,6 +225,7 @@ def test_dry_run_changes_nothing(running: Up, values: Values) -> None:
         ),
         (["rollback"], {"GATEWAY_PORT": "1"}, "no `make up` is running with GATEWAY_PORT=1"),
         (["promote"], {"GATEWAY_PORT": "http"}, "GATEWAY_PORT"),
+        (["split", "--weights", "stable=50,canary=40"], {}, "WEIGHTS: the weights must sum to 100"),
     ],
 )
 def test_bad_requests_end_with_a_message(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from restaurant_sentiment.tools.localmesh import traffic
+from restaurant_sentiment.values import ConfigError, load_values
 from tests.mesh.test_one_source import CHART, only, render_chart
 from tests.support import ROOT
 
@@ -90,7 +91,7 @@ def test_a_values_file_with_other_versions_gives_their_list(tmp_path: Path) -> N
     )
     path = tmp_path / "values.yaml"
     path.write_text(yaml.safe_dump(raw))
-    command = traffic.helm_command(path, "canary-b")
+    command = traffic.helm_command(path, traffic.winner_weights(load_values(path), "canary-b"))
     versions = json.loads(command[-1].split("=", 1)[1])
     assert [(v["name"], v["weight"], v["replicas"]) for v in versions] == [
         ("stable", 0, 1), ("canary", 0, 1), ("canary-b", 100, 2),
@@ -116,3 +117,25 @@ def test_without_helm_the_message_says_what_to_do() -> None:
     result = cli("promote", "--kubernetes", PATH="/nonexistent")
     assert result.returncode == 2
     assert "helm is not on the PATH" in result.stderr
+
+
+def test_split_weights_are_checked_and_named() -> None:
+    values = load_values(CHART / "values.yaml")
+    assert traffic.parse_weights("stable=90,canary=10", values) == {"stable": 90, "canary": 10}
+    for text, message in [
+        ("stable=90", "no weight for canary"),
+        ("stable=90,canary=20", "must sum to 100"),
+        ("stable=90,blue=10", "unknown version 'blue'"),
+        ("stable=ninety,canary=10", "is not name=percent"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as caught:
+            traffic.parse_weights(text, values)
+        assert str(caught.value).startswith("WEIGHTS: ")
+
+
+@pytest.mark.slow
+def test_split_dry_run_prints_a_helm_upgrade_with_those_weights() -> None:
+    command = printed_command("split", "--weights", "stable=60,canary=40")
+    assert command[:3] == ["helm", "upgrade", "restaurant-sentiment"]
+    versions = json.loads(command[-1].split("=", 1)[1])
+    assert [(v["name"], v["weight"]) for v in versions] == [("stable", 60), ("canary", 40)]

@@ -174,7 +174,44 @@ async def test_batch_scores_in_order_and_counts(client: httpx.AsyncClient) -> No
     single = (await client.post("/predict", json=reviews[0])).json()
     assert single["confidence"] == pytest.approx(body["predictions"][0]["confidence"])
     m = samples((await client.get("/metrics")).text)
-    assert m[("predictions_total", "stable", "Sizzle & Spice")] == 7
+    # Batch calls are API traffic, counted apart from the diners' single predictions.
+    assert m[("batch_predictions_total", "stable", "Sizzle & Spice")] == 6
+    assert m[("predictions_total", "stable", "Sizzle & Spice")] == 1
+
+
+async def test_feedback_on_a_batch_prediction_is_counted_apart(client: httpx.AsyncClient) -> None:
+    reviews = [{"review": "Fantastic food.", "restaurantName": "Gourmet Haven"}]
+    [made] = (await client.post("/predict/batch", json={"reviews": reviews})).json()["predictions"]
+    payload = {"restaurantName": "Gourmet Haven", "accurate": False,
+               "prediction": made["prediction"], "predictionId": made["predictionId"]}  # fmt: skip
+    assert (await client.post("/model-accuracy", json=payload)).status_code == 200
+    assert (await client.post("/model-accuracy", json=payload)).status_code == 409
+    text = (await client.get("/metrics")).text
+    assert 'batch_feedback_total{model_version="stable",outcome="incorrect"} 1.0' in text
+    m = samples(text)
+    diner = [
+        k
+        for k, v in m.items()
+        if k[0].startswith(("true_", "false_")) and k[0].endswith("_total") and v
+    ]
+    assert diner == [], "batch feedback must not enter the per-user accuracy"
+
+
+async def test_assignments_are_counted_by_split_and_forged_ones_are_not(
+    client: httpx.AsyncClient,
+) -> None:
+    split = "stable=70,canary=30"
+    for _ in range(3):
+        response = await client.post(
+            "/predict", json=ORIGINAL_PREDICT, headers={"x-model-assignment": split}
+        )
+        assert response.status_code == 200
+    # What is not a split at all is no assignment (and adds no label value).
+    for bad in ("stable=70,canary=30; DROP", "x" * 300, 'a="b"'):
+        await client.post("/predict", json=ORIGINAL_PREDICT, headers={"x-model-assignment": bad})
+    text = (await client.get("/metrics")).text
+    assert f'model_assignments_total{{model_version="stable",split="{split}"}} 3.0' in text
+    assert text.count("model_assignments_total{") == 1
 
 
 @pytest.mark.parametrize("size", [0, 1001])

@@ -73,10 +73,26 @@ Name of the Istio Gateway both VirtualServices bind to.
 {{- end }}
 
 {{/*
-Image of the frontend.
+The image of a workload: <image.repositoryPrefix>-<component>:<tag>, plus @<digest> when one is
+given (the runtime then pulls by digest and the tag only documents it). An empty tag means the
+chart's appVersion.
+Call with (dict "root" $ "component" "frontend" "tag" "0.1.0" "digest" "").
 */}}
-{{- define "restaurant-sentiment.frontend.image" -}}
-{{- printf "%s-frontend:%s" .Values.image.repositoryPrefix (default .Chart.AppVersion .Values.frontend.tag) }}
+{{- define "restaurant-sentiment.image" -}}
+{{- $tag := default .root.Chart.AppVersion .tag }}
+{{- $image := printf "%s-%s:%s" .root.Values.image.repositoryPrefix .component $tag }}
+{{- if .digest }}
+{{- $image = printf "%s@%s" $image .digest }}
+{{- end }}
+{{- $image }}
+{{- end }}
+
+{{/*
+Pull policy for an image (same dict as restaurant-sentiment.image). image.pullPolicy wins when
+set; otherwise a digest is immutable (IfNotPresent) and a tag can move (Always).
+*/}}
+{{- define "restaurant-sentiment.imagePullPolicy" -}}
+{{- .root.Values.image.pullPolicy | default (ternary "IfNotPresent" "Always" (not (empty .digest))) }}
 {{- end }}
 
 {{/*
@@ -108,14 +124,150 @@ The pod and container security settings shared by every workload.
 ServiceAccount of the frontend pods: the identity the model-service's policy admits.
 */}}
 {{- define "restaurant-sentiment.frontend.serviceAccount" -}}
-{{- include "restaurant-sentiment.frontend.fullname" . }}
+{{- .Values.frontend.serviceAccount.name | default (include "restaurant-sentiment.frontend.fullname" .) }}
 {{- end }}
 
 {{/*
 ServiceAccount of every model-service pod (all versions).
 */}}
 {{- define "restaurant-sentiment.modelService.serviceAccount" -}}
-{{- include "restaurant-sentiment.modelService.host" . }}
+{{- .Values.modelService.serviceAccount.name | default (include "restaurant-sentiment.modelService.host" .) }}
+{{- end }}
+
+{{/*
+True (non-empty) when the cluster serves an API group/version, as `helm install` learns from the
+cluster and `helm template --api-versions` declares. Objects of the Istio and Prometheus Operator
+APIs render only then, so a cluster without those CRDs accepts the chart.
+*/}}
+{{- define "restaurant-sentiment.served" -}}
+{{- if .root.Capabilities.APIVersions.Has .api }}true{{ end }}
+{{- end }}
+
+{{- define "restaurant-sentiment.istio.networking" -}}
+{{- include "restaurant-sentiment.served" (dict "root" . "api" "networking.istio.io/v1") }}
+{{- end }}
+
+{{- define "restaurant-sentiment.istio.envoyFilter" -}}
+{{- include "restaurant-sentiment.served" (dict "root" . "api" "networking.istio.io/v1alpha3") }}
+{{- end }}
+
+{{- define "restaurant-sentiment.istio.security" -}}
+{{- include "restaurant-sentiment.served" (dict "root" . "api" "security.istio.io/v1") }}
+{{- end }}
+
+{{- define "restaurant-sentiment.prometheusOperator" -}}
+{{- include "restaurant-sentiment.served" (dict "root" . "api" "monitoring.coreos.com/v1") }}
+{{- end }}
+
+{{/*
+True (non-empty) when the Istio mTLS and authorization policies are in force: asked for and
+servable by the cluster.
+*/}}
+{{- define "restaurant-sentiment.meshSecurity" -}}
+{{- if and .Values.meshSecurity.enabled (include "restaurant-sentiment.istio.security" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The objects the values ask for but the cluster cannot take, one "kinds (api, what provides it)"
+line each, for NOTES.txt.
+*/}}
+{{- define "restaurant-sentiment.skipped" -}}
+{{- $skipped := list }}
+{{- if not (include "restaurant-sentiment.istio.networking" .) }}
+{{- $skipped = append $skipped "Gateway, VirtualServices, DestinationRule (networking.istio.io/v1, Istio 1.22+)" }}
+{{- end }}
+{{- if and .Values.rateLimit.enabled (not (include "restaurant-sentiment.istio.envoyFilter" .)) }}
+{{- $skipped = append $skipped "EnvoyFilter of the homepage rate limit (networking.istio.io/v1alpha3, Istio 1.26+)" }}
+{{- end }}
+{{- if and .Values.meshSecurity.enabled (not (include "restaurant-sentiment.istio.security" .)) }}
+{{- $skipped = append $skipped "PeerAuthentication, AuthorizationPolicies (security.istio.io/v1, Istio 1.22+)" }}
+{{- end }}
+{{- if not (include "restaurant-sentiment.prometheusOperator" .) }}
+{{- $monitors := list }}
+{{- with .Values.monitoring }}
+{{- if .serviceMonitor.enabled }}{{ $monitors = append $monitors "ServiceMonitor" }}{{ end }}
+{{- if .gatewayPodMonitor.enabled }}{{ $monitors = append $monitors "PodMonitor" }}{{ end }}
+{{- if .prometheusRule.enabled }}{{ $monitors = append $monitors "PrometheusRule" }}{{ end }}
+{{- end }}
+{{- if $monitors }}
+{{- $skipped = append $skipped (printf "%s (monitoring.coreos.com/v1, the Prometheus Operator)" (join ", " $monitors)) }}
+{{- end }}
+{{- end }}
+{{- join "\n" $skipped }}
+{{- end }}
+
+{{/*
+Labels of a workload's pods: the chart's labels win over podLabels, so selectors and Istio's
+`app`/`version` cannot be overridden. Call with (dict "root" $ "labels" <chart labels as YAML>
+"podLabels" <map>).
+*/}}
+{{- define "restaurant-sentiment.podLabels" -}}
+{{- toYaml (mustMergeOverwrite (deepCopy (.podLabels | default dict)) (fromYaml .labels)) }}
+{{- end }}
+
+{{/*
+Scheduling of a workload's pods, the `helm create` keys plus a default anti-affinity. Call with
+(dict "values" <frontend or modelService values> "selector" <the pods' selector labels as YAML>).
+- affinity: used as given; when empty, podAntiAffinityPreset `soft` prefers (and `hard` requires)
+  nodes that run no other pod of the same workload, so replicas spread over nodes.
+- topologySpreadConstraints: a constraint without labelSelector gets the workload's selector.
+*/}}
+{{- define "restaurant-sentiment.scheduling" -}}
+{{- $selector := fromYaml .selector }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .values.affinity }}
+affinity:
+  {{- toYaml .values.affinity | nindent 2 }}
+{{- else if eq .values.podAntiAffinityPreset "soft" }}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- toYaml $selector | nindent 14 }}
+{{- else if eq .values.podAntiAffinityPreset "hard" }}
+affinity:
+  podAntiAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- toYaml $selector | nindent 12 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+{{- $constraints := list }}
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}
+{{- $_ := set $constraint "labelSelector" (dict "matchLabels" $selector) }}
+{{- end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+topologySpreadConstraints:
+  {{- toYaml $constraints | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+checkov.io/skipN annotations, one per (check id, reason) pair: the scan's findings that do not
+apply here, each with the reason next to it. Call with a list of (list "CKV_K8S_43" "reason").
+*/}}
+{{- define "restaurant-sentiment.checkovSkips" -}}
+{{- $lines := list }}
+{{- range $index, $skip := . }}
+{{- $lines = append $lines (printf "checkov.io/skip%d: %s" (add1 $index) (printf "%s=%s" (index $skip 0) (index $skip 1) | quote)) }}
+{{- end }}
+{{- join "\n" $lines }}
 {{- end }}
 
 {{/*
@@ -146,7 +298,7 @@ Istio (SPIFFE) principals of the callers the AuthorizationPolicies admit.
 True (non-empty) when Prometheus must present its Istio certificate to scrape.
 */}}
 {{- define "restaurant-sentiment.scrapeWithIstioCerts" -}}
-{{- if and .Values.meshSecurity.enabled (eq .Values.meshSecurity.mtlsMode "STRICT") }}true{{ end }}
+{{- if and (include "restaurant-sentiment.meshSecurity" .) (eq .Values.meshSecurity.mtlsMode "STRICT") }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -154,7 +306,7 @@ Where `helm test` posts a review. The test pod has no sidecar, so with mesh secu
 the way users do, through the ingress gateway; otherwise straight to the Service.
 */}}
 {{- define "restaurant-sentiment.helmTestUrl" -}}
-{{- if .Values.meshSecurity.enabled }}
+{{- if include "restaurant-sentiment.meshSecurity" . }}
 {{- printf "http://%s.%s.svc:%d/predict" .Values.gateway.service .Values.gateway.namespace (int .Values.gateway.port) }}
 {{- else }}
 {{- printf "http://%s:%d/predict" (include "restaurant-sentiment.modelService.host" .) (int .Values.modelService.port) }}

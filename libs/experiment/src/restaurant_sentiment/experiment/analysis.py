@@ -27,25 +27,33 @@ class IntervalOut(BaseModel):
 
 
 class VersionReport(BaseModel):
-    """One version's traffic and feedback with its accuracy estimate."""
+    """One version's traffic and feedback with its accuracy estimate.
+
+    `traffic_share` is this version's share of the assignments made under the current split
+    (what the weights randomise); `predictions` and feedback count diners' single reviews.
+    """
 
     name: str
     role: str
     configured_weight: float
-    predictions: int
+    assignments: int
     traffic_share: float | None
+    predictions: int
     feedback: int
     correct: int
     incorrect: int
     accuracy: float | None
-    accuracy_interval: IntervalOut
+    # None without feedback: there is no interval to give.
+    accuracy_interval: IntervalOut | None
 
 
 class DifferenceReport(BaseModel):
     """Treatment minus control accuracy, with Newcombe's hybrid score interval."""
 
     estimate: float | None
-    interval: IntervalOut
+    # None until both versions have feedback; `missing` then says which lack it.
+    interval: IntervalOut | None
+    missing: str | None = None
     method: str = "Newcombe hybrid score (method 10) from Wilson intervals"
 
 
@@ -58,11 +66,13 @@ class BayesReport(BaseModel):
 
 
 class SampleRatioReport(BaseModel):
-    """Chi-square test of the realised prediction split against the configured weights."""
+    """Chi-square test of the assignments under the current split against its weights."""
 
     statistic: float | None
     p_value: float | None
     mismatch: bool
+    unit: str = "assignments of new clients under the current split"
+    split: str | None = None
 
 
 class Analysis(BaseModel):
@@ -86,35 +96,50 @@ def _version_report(
 ) -> VersionReport:
     counts = observation.for_version(name)
     level = config.thresholds.confidence_level
-    interval = stats.wilson_interval(counts.correct, counts.feedback, level)
+    interval = None
+    if counts.feedback:
+        wilson = stats.wilson_interval(counts.correct, counts.feedback, level)
+        interval = IntervalOut(low=wilson.low, high=wilson.high)
     return VersionReport(
         name=name,
         role=role,
         configured_weight=config.weights[name],
+        assignments=counts.assignments,
+        traffic_share=counts.assignments / total if total else None,
         predictions=counts.predictions,
-        traffic_share=counts.predictions / total if total else None,
         feedback=counts.feedback,
         correct=counts.correct,
         incorrect=counts.incorrect,
         accuracy=counts.correct / counts.feedback if counts.feedback else None,
-        accuracy_interval=IntervalOut(low=interval.low, high=interval.high),
+        accuracy_interval=interval,
     )
 
 
 def _sample_ratio(observation: Observation, config: ExperimentConfig) -> SampleRatioReport:
-    observed = {name: observation.for_version(name).predictions for name in config.weights}
+    observed = {name: observation.for_version(name).assignments for name in config.weights}
     if sum(observed.values()) == 0:
-        return SampleRatioReport(statistic=None, p_value=None, mismatch=False)
+        return SampleRatioReport(statistic=None, p_value=None, mismatch=False, split=config.split)
     test = stats.sample_ratio_test(observed, config.weights)
     return SampleRatioReport(
         statistic=test.statistic,
         p_value=test.p_value,
         mismatch=test.p_value < config.thresholds.srm_p_value,
+        split=config.split,
     )
 
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+def points(value: float) -> str:
+    """A difference of accuracies in percentage points, signed: "+3.2"."""
+    return f"{100 * value:+.1f}"
+
+
+def points_interval(interval: IntervalOut) -> str:
+    """An interval of differences in percentage points: "[+0.7, +11.1] points"."""
+    return f"[{points(interval.low)}, {points(interval.high)}] points"
 
 
 def decide(
@@ -133,7 +158,8 @@ def decide(
         return Decision.CONTINUE, f"minimum feedback of {need} per version not reached ({missing})"
     if sample_ratio.mismatch:
         shares = ", ".join(
-            f"{v.name} {_percent(v.traffic_share or 0.0)} (configured {v.configured_weight:g}%)"
+            f"{v.name} {_percent(v.traffic_share or 0.0)} of {v.assignments} assignments "
+            f"(configured {v.configured_weight:g}%)"
             for v in (control, treatment)
         )
         return (
@@ -142,25 +168,27 @@ def decide(
             f"{shares}; the assignment is broken, so the comparison cannot be trusted",
         )
     p_better = bayes.probability_treatment_better
+    assert difference.interval is not None  # both versions have feedback by now
     low, high = difference.interval.low, difference.interval.high
+    spread = points_interval(difference.interval)
     level = _percent(thresholds.confidence_level)
     if p_better >= thresholds.promote_probability and low > 0:
         return (
             Decision.PROMOTE,
             f"{treatment.name} is better: P({treatment.name} better) = {p_better:.3f} >= "
             f"{thresholds.promote_probability:g} and the {level} interval of the difference "
-            f"[{low:+.3f}, {high:+.3f}] lies above zero",
+            f"{spread} lies above zero",
         )
     if p_better <= thresholds.rollback_probability:
         return (
             Decision.ROLLBACK,
             f"{treatment.name} is worse: P({treatment.name} better) = {p_better:.3f} <= "
-            f"{thresholds.rollback_probability:g} (difference interval [{low:+.3f}, {high:+.3f}])",
+            f"{thresholds.rollback_probability:g} (difference interval {spread})",
         )
     if low <= 0 <= high:
         return (
             Decision.CONTINUE,
-            f"the {level} interval of the difference [{low:+.3f}, {high:+.3f}] still spans zero "
+            f"the {level} interval of the difference {spread} still spans zero "
             f"(P({treatment.name} better) = {p_better:.3f})",
         )
     return (
@@ -174,24 +202,26 @@ def decide(
 def analyse(observation: Observation, config: ExperimentConfig) -> Analysis:
     """Compare the treatment with the control on the observed counts and decide."""
     thresholds = config.thresholds
-    total = sum(observation.for_version(name).predictions for name in config.weights)
+    total = sum(observation.for_version(name).assignments for name in config.weights)
     control = _version_report(config.control, "control", observation, config, total)
     treatment = _version_report(config.treatment, "treatment", observation, config, total)
-    interval = stats.newcombe_interval(
-        treatment.correct,
-        treatment.feedback,
-        control.correct,
-        control.feedback,
-        thresholds.confidence_level,
-    )
-    estimate = (
-        treatment.accuracy - control.accuracy
-        if treatment.accuracy is not None and control.accuracy is not None
-        else None
-    )
-    difference = DifferenceReport(
-        estimate=estimate, interval=IntervalOut(low=interval.low, high=interval.high)
-    )
+    without = [v.name for v in (control, treatment) if not v.feedback]
+    if without:
+        difference = DifferenceReport(
+            estimate=None, interval=None, missing=f"no feedback yet for {' and '.join(without)}"
+        )
+    else:
+        interval = stats.newcombe_interval(
+            treatment.correct,
+            treatment.feedback,
+            control.correct,
+            control.feedback,
+            thresholds.confidence_level,
+        )
+        difference = DifferenceReport(
+            estimate=(treatment.accuracy or 0.0) - (control.accuracy or 0.0),
+            interval=IntervalOut(low=interval.low, high=interval.high),
+        )
     comparison = stats.bayes_compare(
         treatment.correct, treatment.incorrect, control.correct, control.incorrect
     )

@@ -20,6 +20,9 @@ class ExperimentConfig(BaseModel):
     weights: dict[str, float]
     control: str = "stable"
     treatment: str = "canary"
+    # The split in force ("stable=70,canary=30"): the sample-ratio test counts the assignments
+    # made under it, since those were drawn with these weights.
+    split: str = ""
 
     @model_validator(mode="after")
     def _versions_known(self) -> ExperimentConfig:
@@ -44,6 +47,7 @@ def config_from_values(
             weights={name: float(weight) for name, weight in values.weights.items()},
             control=control,
             treatment=treatment,
+            split=values.split,
         )
     except ValueError as exc:
         errors = getattr(exc, "errors", None)

@@ -18,8 +18,10 @@ from restaurant_sentiment.values import names
 PREDICTIONS = names.PREDICTIONS
 CORRECT = names.CORRECT_FEEDBACK
 INCORRECT = names.INCORRECT_FEEDBACK
+ASSIGNMENTS = names.ASSIGNMENTS
 COUNTERS = (PREDICTIONS, *CORRECT, *INCORRECT)
 VERSION_LABEL = names.VERSION_LABEL
+SPLIT_PATTERN = re.compile(names.SPLIT)
 # Prometheus range durations such as 30m, 12h, 7d or 1h30m.
 _WINDOW = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -30,8 +32,13 @@ class SourceError(RuntimeError):
 
 
 class VersionCounts(BaseModel):
-    """What one model version has seen: predictions, and feedback split by outcome."""
+    """What one model version has seen: assignments, predictions, feedback by outcome.
 
+    `assignments` are the new clients the weighted route gave this version under the current
+    split; `predictions` and feedback count diners' single reviews (batch calls are apart).
+    """
+
+    assignments: int = Field(default=0, ge=0)
     predictions: int = Field(default=0, ge=0)
     correct: int = Field(default=0, ge=0)
     incorrect: int = Field(default=0, ge=0)
@@ -45,9 +52,11 @@ class VersionCounts(BaseModel):
 class Observation(BaseModel):
     """Counts per version and where they came from."""
 
-    source: Literal["prometheus", "metrics"]
+    source: Literal["prometheus", "metrics", "store"]
     description: str
     counts: dict[str, VersionCounts]
+    # The split whose assignments were counted (None: assignments were not asked for).
+    split: str | None = None
 
     def for_version(self, name: str) -> VersionCounts:
         """The counts of one version, zero when it has reported nothing yet."""
@@ -70,6 +79,7 @@ def _counts_from_totals(totals: dict[tuple[str, str], float]) -> dict[str, Versi
 
     return {
         v: VersionCounts(
+            assignments=total(v, [ASSIGNMENTS]),
             predictions=total(v, [PREDICTIONS]),
             correct=total(v, CORRECT),
             incorrect=total(v, INCORRECT),
@@ -78,8 +88,18 @@ def _counts_from_totals(totals: dict[tuple[str, str], float]) -> dict[str, Versi
     }
 
 
-def parse_metrics(text: str) -> dict[tuple[str, str], float]:
-    """Sum the experiment counters of one /metrics exposition by (model_version, counter)."""
+def _check_split(split: str | None) -> str | None:
+    if split is not None and not SPLIT_PATTERN.match(split):
+        raise SourceError(f"{split!r} is not a split such as stable=70,canary=30")
+    return split
+
+
+def parse_metrics(text: str, split: str | None = None) -> dict[tuple[str, str], float]:
+    """Sum the experiment counters of one /metrics exposition by (model_version, counter).
+
+    Assignments count only under `split`: the ones made under other weights were drawn with
+    other probabilities and cannot be tested against these.
+    """
     totals: dict[tuple[str, str], float] = {}
     try:
         families = list(text_string_to_metric_families(text))
@@ -88,7 +108,12 @@ def parse_metrics(text: str) -> dict[tuple[str, str], float]:
     for family in families:
         for sample in family.samples:
             # The parser strips _total from counter families but keeps it on sample names.
-            if sample.name not in COUNTERS or VERSION_LABEL not in sample.labels:
+            if VERSION_LABEL not in sample.labels:
+                continue
+            if sample.name == ASSIGNMENTS:
+                if split is None or sample.labels.get(names.SPLIT_LABEL) != split:
+                    continue
+            elif sample.name not in COUNTERS:
                 continue
             if not math.isfinite(sample.value) or sample.value < 0:
                 raise SourceError(f"{sample.name} has the impossible value {sample.value}")
@@ -109,8 +134,11 @@ async def _get(client: httpx.AsyncClient, url: str, **kwargs: object) -> httpx.R
     return response
 
 
-async def from_metrics(urls: Sequence[str], client: httpx.AsyncClient | None = None) -> Observation:
+async def from_metrics(
+    urls: Sequence[str], client: httpx.AsyncClient | None = None, split: str | None = None
+) -> Observation:
     """Read the counters straight from each model-service's /metrics and add them up."""
+    _check_split(split)
     if not urls:
         raise SourceError("no /metrics URL given")
     async with _client(client) as http:
@@ -118,7 +146,7 @@ async def from_metrics(urls: Sequence[str], client: httpx.AsyncClient | None = N
     totals: dict[tuple[str, str], float] = {}
     for url, response in zip(urls, responses, strict=True):
         try:
-            parsed = parse_metrics(response.text)
+            parsed = parse_metrics(response.text, split)
         except SourceError as exc:
             raise SourceError(f"{url}: {exc}") from None
         for key, value in parsed.items():
@@ -127,14 +155,19 @@ async def from_metrics(urls: Sequence[str], client: httpx.AsyncClient | None = N
         source="metrics",
         description=f"{', '.join(urls)} (counters since each process started)",
         counts=_counts_from_totals(totals),
+        split=split,
     )
 
 
-def prometheus_query(counter: str, window: str | None) -> str:
+def prometheus_query(counter: str, window: str | None, split: str | None = None) -> str:
     """The PromQL that totals one counter per version, over a window when one is given."""
+    selector = counter
+    if split is not None:
+        # The split is checked against a pattern without quotes or backslashes.
+        selector = f'{counter}{{{names.SPLIT_LABEL}="{_check_split(split)}"}}'
     if window is None:
-        return f"sum by ({VERSION_LABEL}) ({counter})"
-    return f"sum by ({VERSION_LABEL}) (increase({counter}[{validate_window(window)}]))"
+        return f"sum by ({VERSION_LABEL}) ({selector})"
+    return f"sum by ({VERSION_LABEL}) (increase({selector}[{validate_window(window)}]))"
 
 
 async def _query(http: httpx.AsyncClient, base: str, query: str) -> list[tuple[str, float]]:
@@ -154,15 +187,19 @@ async def _query(http: httpx.AsyncClient, base: str, query: str) -> list[tuple[s
 
 
 async def from_prometheus(
-    url: str, window: str | None = "7d", client: httpx.AsyncClient | None = None
+    url: str,
+    window: str | None = "7d",
+    client: httpx.AsyncClient | None = None,
+    split: str | None = None,
 ) -> Observation:
     """Query the Prometheus HTTP API for each counter's total (or increase over window)."""
+    queries = {name: prometheus_query(name, window) for name in COUNTERS}
+    if split is not None:
+        queries[ASSIGNMENTS] = prometheus_query(ASSIGNMENTS, window, split)
     async with _client(client) as http:
-        results = await asyncio.gather(
-            *(_query(http, url, prometheus_query(name, window)) for name in COUNTERS)
-        )
+        results = await asyncio.gather(*(_query(http, url, q) for q in queries.values()))
     totals: dict[tuple[str, str], float] = {}
-    for name, rows in zip(COUNTERS, results, strict=True):
+    for name, rows in zip(queries, results, strict=True):
         for version, value in rows:
             totals[(version, name)] = max(0.0, value)
     span = f"increase over the last {window}" if window else "current counter values"
@@ -170,6 +207,7 @@ async def from_prometheus(
         source="prometheus",
         description=f"Prometheus at {url} ({span})",
         counts=_counts_from_totals(totals),
+        split=split,
     )
 
 
@@ -188,8 +226,9 @@ async def collect(
     metrics_urls: Sequence[str] = (),
     window: str | None = "7d",
     client: httpx.AsyncClient | None = None,
+    split: str | None = None,
 ) -> Observation:
     """Read from Prometheus when its URL is given, else from the services' /metrics."""
     if prometheus_url:
-        return await from_prometheus(prometheus_url, window, client)
-    return await from_metrics(metrics_urls, client)
+        return await from_prometheus(prometheus_url, window, client, split)
+    return await from_metrics(metrics_urls, client, split)

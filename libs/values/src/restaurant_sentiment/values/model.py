@@ -157,6 +157,11 @@ class Values(_Model):
         return {v.name: v.weight for v in self.model_service.versions}
 
     @property
+    def split(self) -> str:
+        """The weights in force as one label value, e.g. "stable=70,canary=30"."""
+        return ",".join(f"{v.name}={v.weight}" for v in self.model_service.versions)
+
+    @property
     def restaurant_names(self) -> list[str]:
         """The catalogue's names, in display order."""
         return [r.name for r in self.restaurants]

@@ -41,20 +41,28 @@ class ConfiguredWeights(Collector):
         self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The configured weights and the split in force, as the values file holds them now."""
         gauge = GaugeMetricFamily(
             names.CONFIGURED_WEIGHT,
             "Configured share of new traffic of each model version, in percent.",
             labels=[names.VERSION_LABEL],
         )
+        split = GaugeMetricFamily(
+            names.CONFIGURED_SPLIT,
+            "The split in force, as the gateway names it on new assignments (always 1).",
+            labels=[names.SPLIT_LABEL],
+        )
         try:
-            weights = self.settings.live_values.current().weights
+            values = self.settings.live_values.current()
         except ConfigError as exc:
             # No series rather than stale ones; the /experiment page shows the same error.
             log.error("%s", exc)
-            weights = {}
-        for name, weight in weights.items():
-            gauge.add_metric([name], weight)
+        else:
+            for name, weight in values.weights.items():
+                gauge.add_metric([name], weight)
+            split.add_metric([values.split], 1)
         yield gauge
+        yield split
 
 
 def create_app(

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restaurant_sentiment.model_service.config import Settings, get_settings
 from restaurant_sentiment.model_service.limits import BodySizeLimit
-from restaurant_sentiment.model_service.metrics import ExperimentMetrics
+from restaurant_sentiment.model_service.metrics import AssignmentCounter, ExperimentMetrics
 from restaurant_sentiment.model_service.model import SentimentModel
 from restaurant_sentiment.model_service.prediction_ids import PredictionIds
 from restaurant_sentiment.model_service.routes import feedback, health, predict
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
     ).expose(app, include_in_schema=False)
     # A full batch (1,000 reviews of up to 5,000 characters) needs more room than one review.
     batch_limit = max(settings.max_body_bytes, MAX_BATCH * (MAX_REVIEW_CHARS * 4 + 512))
+    app.add_middleware(AssignmentCounter, metrics=app.state.metrics)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -78,20 +78,35 @@ def default_metrics_urls() -> list[str]:
     return [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
 
 
+def values_for_decision(given: Path | None) -> Path:
+    """The values given, else those of the `make up` running on GATEWAY_PORT (with the weights
+    a promote, rollback or split put on its gateway), else the chart's."""
+    if given is not None:
+        return given
+    from restaurant_sentiment.tools.localmesh.settings import load_settings
+    from restaurant_sentiment.tools.localmesh.traffic import values_in_force
+
+    return values_in_force(load_settings().gateway_port, DEFAULT_VALUES)
+
+
 def _decide(args: argparse.Namespace) -> int:
-    config = load_config(args.values, control=args.control, treatment=args.treatment)
+    values = values_for_decision(args.values)
+    config = load_config(values, control=args.control, treatment=args.treatment)
     prometheus_url = args.prometheus_url
     metrics_urls = args.metrics_url or []
     if not prometheus_url and not metrics_urls:
         prometheus_url = os.environ.get("PROMETHEUS_URL") or None
         if not prometheus_url:
             metrics_urls = default_metrics_urls()
-    observation = asyncio.run(collect(prometheus_url, metrics_urls, args.window))
+    observation = asyncio.run(
+        collect(prometheus_url, metrics_urls, args.window, split=config.split)
+    )
     analysis = analyse(observation, config)
     if args.json:
         print(json.dumps(analysis.model_dump(mode="json"), indent=2))
     else:
         print(format_analysis(analysis))
+        print(f"Weights and thresholds: {values}")
     return 0
 
 
@@ -114,6 +129,8 @@ def _simulate(args: argparse.Namespace) -> int:
                 time_limit=args.time_limit,
                 seed=args.seed,
                 concurrency=args.concurrency,
+                api_calls=args.api_calls,
+                batch=args.batch,
                 progress=bar.update,
             )
         )
@@ -149,7 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prometheus range over which counters increase, e.g. 2h or 7d; 'all' sums the "
         "raw counters, which restart from zero with each pod (default: 7d)",
     )
-    decide.add_argument("--values", type=Path, default=DEFAULT_VALUES, help="Helm values file")
+    decide.add_argument(
+        "--values",
+        type=Path,
+        help="values file (default: the running `make up`'s live values, else the chart's)",
+    )
     decide.add_argument("--control", default="stable", help="version compared against")
     decide.add_argument("--treatment", default="canary", help="version under test")
     decide.add_argument("--json", action="store_true", help="print the analysis as JSON")
@@ -187,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded_int(1, 256),
         default=16,
         help="reviews in flight at once (default: 16)",
+    )
+    sim.add_argument(
+        "--api-calls",
+        type=_bounded_int(0, MAX_REVIEWS),
+        default=0,
+        help="cookieless /predict calls mixed in, as API clients make them (default: 0)",
+    )
+    sim.add_argument(
+        "--batch",
+        type=_bounded_int(0, 1000),
+        default=0,
+        help="reviews of one /predict/batch call mixed in (default: 0, none)",
     )
     sim.add_argument("--quiet", action="store_true", help="no progress bar")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from restaurant_sentiment.experiment.analysis import Analysis
+from restaurant_sentiment.experiment.analysis import Analysis, points, points_interval
 
 if TYPE_CHECKING:
     from restaurant_sentiment.tools.experiment.simulate import SimulationReport
@@ -32,8 +32,9 @@ def format_analysis(analysis: Analysis) -> str:
         [
             "version",
             "weight",
-            "predictions",
+            "new clients",
             "share",
+            "predictions",
             "feedback",
             "correct",
             "accuracy",
@@ -46,23 +47,31 @@ def format_analysis(analysis: Analysis) -> str:
             [
                 f"{v.name} ({v.role})",
                 f"{v.configured_weight:g}%",
-                str(v.predictions),
+                str(v.assignments),
                 _pct(v.traffic_share),
+                str(v.predictions),
                 str(v.feedback),
                 str(v.correct),
                 _pct(v.accuracy),
-                f"[{_pct(ci.low)}, {_pct(ci.high)}]",
+                f"[{_pct(ci.low)}, {_pct(ci.high)}]" if ci else "no feedback yet",
             ]
         )
     diff = analysis.difference
     srm = analysis.sample_ratio
     t, c = analysis.treatment, analysis.control
     bayes = analysis.bayes
-    estimate = "-" if diff.estimate is None else f"{100 * diff.estimate:+.1f} points"
+    if diff.interval is None or diff.estimate is None:
+        difference = f"not yet: {diff.missing}"
+    else:
+        difference = (
+            f"{points(diff.estimate)} points, {level} CI {points_interval(diff.interval)} "
+            f"({diff.method})"
+        )
     srm_text = (
-        "not testable yet (no predictions)"
+        f"not testable yet (no new clients assigned under {srm.split})"
         if srm.p_value is None
-        else f"chi-square = {srm.statistic:.2f}, p = {srm.p_value:.3g}"
+        else f"chi-square = {srm.statistic:.2f}, p = {srm.p_value:.3g} on the new clients "
+        f"assigned under {srm.split}"
         + (" -> MISMATCH" if srm.mismatch else " (consistent with the weights)")
     )
     lines = [
@@ -70,8 +79,7 @@ def format_analysis(analysis: Analysis) -> str:
         "",
         *_table(rows),
         "",
-        f"Accuracy {t} - {c}: {estimate}, {level} CI "
-        f"[{100 * diff.interval.low:+.1f}, {100 * diff.interval.high:+.1f}] points ({diff.method})",
+        f"Accuracy {t} - {c}: {difference}",
         f"P({t} better): {bayes.probability_treatment_better:.4f}; "
         f"expected loss of choosing {t}: {100 * bayes.expected_loss_choosing_treatment:.3f} points",
         f"Sample ratio: {srm_text}",
@@ -94,6 +102,12 @@ def format_simulation(report: SimulationReport) -> str:
         lines.append(
             f"  {name}: {tally.predictions} predictions from {clients} clients, "
             f"{_pct(tally.accuracy)} correct"
+        )
+    if report.api_calls_per_version or report.batch_reviews:
+        calls = ", ".join(f"{n} {v}" for v, n in sorted(report.api_calls_per_version.items()))
+        lines.append(
+            f"  API traffic mixed in: cookieless calls ({calls or 'none'}), "
+            f"a batch of {report.batch_reviews} reviews ({report.batch_version or 'none'})"
         )
     if report.sticky_violations:
         lines.append(

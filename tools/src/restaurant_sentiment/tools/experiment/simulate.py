@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +77,10 @@ class SimulationReport(BaseModel):
     sticky_violations: int = 0
     clients_per_version: dict[str, int] = Field(default_factory=dict)
     versions: dict[str, VersionTally] = Field(default_factory=dict)
+    # API traffic mixed in: single calls without a cookie (no feedback), one batch call.
+    api_calls_per_version: dict[str, int] = Field(default_factory=dict)
+    batch_reviews: int = 0
+    batch_version: str | None = None
     timed_out: bool = False
     seconds: float = 0.0
 
@@ -112,7 +116,7 @@ class _Run:
             self.progress(1)
 
 
-async def _post(client: httpx.AsyncClient, path: str, body: dict[str, object]) -> dict | str:
+async def _post(client: httpx.AsyncClient, path: str, body: Mapping[str, object]) -> dict | str:
     """POST JSON; the parsed body on 200, else a short description of the failure."""
     try:
         response = await client.post(path, json=body)
@@ -186,6 +190,43 @@ async def _predict_and_feed_back(
     return version_seen
 
 
+async def _api_calls(
+    client: httpx.AsyncClient,
+    jobs: Sequence[_Job],
+    batch: Sequence[_Job],
+    run: _Run,
+    slots: asyncio.Semaphore,
+) -> None:
+    """API traffic: cookieless /predict calls and one /predict/batch call, with no feedback.
+
+    Each cookieless call is a new assignment; the batch is one assignment for many reviews.
+    Neither may disturb the sample-ratio test or the diners' accuracy.
+    """
+    report = run.report
+    if batch:
+        async with slots:
+            client.cookies.clear()
+            body = {"reviews": [{"review": j.review.text, "restaurantName": j.restaurant}
+                                for j in batch]}  # fmt: skip
+            answer = await _post(client, "/predict/batch", body)
+            if isinstance(answer, str):
+                run.fail(answer)
+            else:
+                report.batch_reviews = len(answer.get("predictions", []))
+                report.batch_version = answer.get("modelVersion")
+    for job in jobs:
+        async with slots:
+            client.cookies.clear()
+            answer = await _post(
+                client, "/predict", {"review": job.review.text, "restaurantName": job.restaurant}
+            )
+            if isinstance(answer, str):
+                run.fail(answer)
+                continue
+            version = str(answer.get("modelVersion"))
+            report.api_calls_per_version[version] = report.api_calls_per_version.get(version, 0) + 1
+
+
 async def simulate(
     gateway: str,
     reviews: Sequence[LabelledReview],
@@ -199,12 +240,20 @@ async def simulate(
     max_errors: int = 20,
     seed: int = 7,
     concurrency: int = 16,
+    api_calls: int = 0,
+    batch: int = 0,
     progress: Callable[[int], None] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> SimulationReport:
-    """Send `total` reviews as `clients` users, each with its own cookie jar, plus feedback."""
+    """Send `total` reviews as `clients` users, each with its own cookie jar, plus feedback.
+
+    `api_calls` cookieless /predict calls and one /predict/batch call of `batch` reviews are
+    mixed in as API traffic would be.
+    """
     if clients < 1 or total < 1 or concurrency < 1:
         raise SimulationError("clients, reviews and concurrency must all be at least 1")
+    if api_calls < 0 or not 0 <= batch <= 1000:
+        raise SimulationError("api calls must be 0 or more, a batch 0 to 1,000 reviews")
     if not reviews:
         raise SimulationError("no reviews to send")
     if not restaurants:
@@ -215,6 +264,7 @@ async def simulate(
     while len(jobs) < total:
         rng.shuffle(pool)
         jobs += [_Job(r, rng.choice(restaurants)) for r in pool[: total - len(jobs)]]
+    extra = [_Job(rng.choice(pool), rng.choice(restaurants)) for _ in range(api_calls + batch)]
     clients = min(clients, total)
     report = SimulationReport(requested=total, clients=clients)
     run = _Run(report, max_errors, progress)
@@ -240,6 +290,14 @@ async def simulate(
         async with asyncio.timeout(time_limit), asyncio.TaskGroup() as group:
             for i, session in enumerate(sessions):
                 group.create_task(_client_session(session, jobs[i::clients], run, slots))
+            if extra:
+                api = httpx.AsyncClient(
+                    base_url=gateway,
+                    headers=headers,
+                    timeout=httpx.Timeout(request_timeout * 3),
+                    transport=shared,
+                )
+                group.create_task(_api_calls(api, extra[batch:], extra[:batch], run, slots))
     except TimeoutError:
         report.timed_out = True
     except ExceptionGroup as failures:

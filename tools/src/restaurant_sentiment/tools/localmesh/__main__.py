@@ -83,12 +83,23 @@ def _dry_run(args: argparse.Namespace) -> bool:
     return bool(args.dry_run) or os.environ.get("DRY_RUN", "") == "1"
 
 
+def _weights_asked(args: argparse.Namespace, values: Values) -> dict[str, int]:
+    from restaurant_sentiment.tools.localmesh import traffic
+
+    if args.command == "split":
+        if args.weights is None:
+            return values.weights  # the values file's own split
+        return traffic.parse_weights(args.weights, values)
+    return traffic.winner_weights(values, args.version)
+
+
 def _move_traffic(args: argparse.Namespace) -> int:
-    """`promote` / `rollback`: all new traffic to one version, locally or in Kubernetes."""
+    """`promote` / `rollback` / `split`: new weights, locally or in Kubernetes."""
     from restaurant_sentiment.tools.localmesh import traffic
 
     if args.kubernetes:
-        command = traffic.helm_command(args.values, args.version, args.release, args.namespace)
+        weights = _weights_asked(args, load_values(args.values))
+        command = traffic.helm_command(args.values, weights, args.release, args.namespace)
         if _dry_run(args):
             print(traffic.format_command(command))
             return 0
@@ -102,17 +113,20 @@ def _move_traffic(args: argparse.Namespace) -> int:
     from restaurant_sentiment.tools.localmesh.settings import load_settings
 
     port = load_settings().gateway_port
+    _, state = traffic.load_state(port)
+    weights = _weights_asked(args, load_values(Path(state.values)))
     if _dry_run(args):
-        _, state = traffic.load_state(port)
-        weights = traffic.winner_weights(load_values(Path(state.values)), args.version)
-        print(f"would route all new traffic of the gateway on port {port} to {args.version}: "
-              f"{traffic.describe(weights)}")  # fmt: skip
+        print(f"would give the gateway on port {port} the weights {traffic.describe(weights)} "
+              f"(now {traffic.describe(state.weights)})")  # fmt: skip
         return 0
-    state, weights = traffic.apply_local(args.version, port)
+    state, weights = traffic.apply_local_weights(weights, port)
+    retired = [name for name, weight in weights.items() if weight == 0]
+    moved = (
+        f"; clients pinned to {', '.join(retired)} move with their next request" if retired else ""
+    )
     print(
-        f"gateway on port {port}: {traffic.describe(weights)}; clients pinned to another version "
-        f"move to {args.version} with their next request. Until `make up` restarts, which reads "
-        f"{state.values} again."
+        f"gateway on port {port}: {traffic.describe(weights)}{moved}. The experiment, its page "
+        f"and gauge use these weights now, until `make up` restarts (it reads {state.values})."
     )
     return 0
 
@@ -167,6 +181,29 @@ def main(argv: list[str] | None = None) -> int:
             help="namespace of the release (NAMESPACE, default restaurant)",
         )
         move.set_defaults(handler=_move_traffic)
+    split = commands.add_parser(
+        "split",
+        help="set the weights of new traffic (default: the values file's): reload the running "
+        "`make up` gateway without dropping requests, or `helm upgrade` with --kubernetes",
+    )
+    split.add_argument("--weights", help="e.g. stable=70,canary=30 (WEIGHTS); they must sum to 100")
+    split.add_argument(
+        "--kubernetes", action="store_true", help="run `helm upgrade --reuse-values` instead"
+    )
+    split.add_argument(
+        "--dry-run", action="store_true", help="print what would be done (also DRY_RUN=1)"
+    )
+    split.add_argument(
+        "--release",
+        default=os.environ.get("RELEASE") or "restaurant-sentiment",
+        help="Helm release (RELEASE, default restaurant-sentiment)",
+    )
+    split.add_argument(
+        "--namespace",
+        default=os.environ.get("NAMESPACE") or "restaurant",
+        help="namespace of the release (NAMESPACE, default restaurant)",
+    )
+    split.set_defaults(handler=_move_traffic)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))

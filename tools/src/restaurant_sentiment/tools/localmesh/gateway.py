@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from restaurant_sentiment.values import Values
+from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 
 HCM = "envoy.filters.network.http_connection_manager"
 HCM_TYPE = (
@@ -213,6 +214,8 @@ def model_service_routes(values: Values) -> list[dict[str, Any]]:
                 ],
             },
             "route": {"cluster": cluster_name(v.name)},
+            # A pinned client is no new assignment, whatever it sends (Istio: request.remove).
+            "request_headers_to_remove": [ASSIGNMENT_HEADER],
         }
         for v in values.model_service.versions
         if v.weight > 0
@@ -221,6 +224,14 @@ def model_service_routes(values: Values) -> list[dict[str, Any]]:
         {
             "name": cluster_name(v.name),
             "weight": v.weight,
+            # Tells the version that this request assigned a new client, under which split
+            # (Istio `headers.request.set`: replaces whatever the client sent).
+            "request_headers_to_add": [
+                {
+                    "header": {"key": ASSIGNMENT_HEADER, "value": values.split},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
             "response_headers_to_add": [
                 {
                     "header": {"key": "set-cookie", "value": set_cookie(values, v.name)},

@@ -154,11 +154,56 @@ def wait_applied(admin_port: int, version: str, timeout: float = APPLY_TIMEOUT) 
     )
 
 
+def parse_weights(text: str, values: Values, setting: str = "WEIGHTS") -> dict[str, int]:
+    """`stable=70,canary=30` as weights of the values' versions; ConfigError naming setting."""
+    weights: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, share = part.strip().partition("=")
+        if not sep or not share.strip().isdigit():
+            raise ConfigError(f"{setting}: {part.strip()!r} is not name=percent, e.g. canary=30")
+        if name not in values.version_names:
+            raise ConfigError(
+                f"{setting}: unknown version {name!r}: modelService.versions has "
+                f"{', '.join(values.version_names)}"
+            )
+        weights[name] = int(share)
+    missing = [n for n in values.version_names if n not in weights]
+    if missing:
+        raise ConfigError(f"{setting}: no weight for {', '.join(missing)}")
+    if sum(weights.values()) != 100 or any(w > 100 for w in weights.values()):
+        raise ConfigError(f"{setting}: the weights must sum to 100, got {describe(weights)}")
+    return weights
+
+
+def values_in_force(gateway_port: int, default: Path) -> Path:
+    """The values the running `make up` on gateway_port serves with (its live weights), or
+    default when none runs."""
+    try:
+        directory, _ = load_state(gateway_port)
+    except ConfigError:
+        return default
+    live = effective_values_file(directory)
+    return live if live.is_file() else default
+
+
+def current_weights(gateway_port: int) -> dict[str, int]:
+    """The weights the running `make up` on gateway_port applies now."""
+    return load_state(gateway_port)[1].weights
+
+
 def apply_local(winner: str, gateway_port: int) -> tuple[RunState, dict[str, int]]:
     """Send all new traffic of the running `make up` to winner, without a restart."""
+    _, state = load_state(gateway_port)
+    weights = winner_weights(load_values(Path(state.values)), winner)
+    return apply_local_weights(weights, gateway_port)
+
+
+def apply_local_weights(
+    weights: dict[str, int], gateway_port: int
+) -> tuple[RunState, dict[str, int]]:
+    """Give the running `make up` these weights, without a restart; every reader follows."""
     directory, state = load_state(gateway_port)
     values = load_values(Path(state.values))
-    weights = winner_weights(values, winner)
     moved = values.with_weights(weights)
     version = write_routes(moved, state, directory)
     wait_applied(state.admin_port, version)
@@ -180,19 +225,20 @@ def versions_json(raw_values: dict[str, Any], weights: dict[str, int]) -> str:
 
 def helm_command(
     values_path: Path,
-    winner: str,
+    weights: dict[str, int],
     release: str = DEFAULT_RELEASE,
     namespace: str = DEFAULT_NAMESPACE,
     chart: str = CHART_PATH,
 ) -> list[str]:
-    """`helm upgrade --reuse-values` that moves every weight to winner.
+    """`helm upgrade --reuse-values` that gives the versions these weights.
 
     The whole versions list is set, because `--set modelService.versions[1].weight=100` would
     replace the list with one holding weights only (Helm does not merge lists), dropping names,
     image tags and replicas. The list comes from the values file the release was installed from.
+    The chart's ConfigMap carries the new weights to the frontend, which reads them without a
+    restart: the experiment page, the configured-weight gauge and the SRM alert follow.
     """
-    values = load_values(values_path)
-    weights = winner_weights(values, winner)
+    load_values(values_path)
     raw = read_raw(values_path)
     return [
         "helm", "upgrade", release, chart, "--namespace", namespace, "--reuse-values",

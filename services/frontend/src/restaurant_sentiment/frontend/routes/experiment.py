@@ -58,7 +58,11 @@ async def current_analysis(settings: Settings, http: httpx.AsyncClient) -> Analy
         raise ExperimentUnavailable(NO_SOURCE)
     try:
         observation = await collect(
-            settings.prometheus_url, settings.experiment_metrics_urls, settings.window, http
+            settings.prometheus_url,
+            settings.experiment_metrics_urls,
+            settings.window,
+            http,
+            split=config.split,
         )
     except SourceError as exc:
         raise ExperimentUnavailable(f"The metrics cannot be read right now ({exc}).") from None
@@ -82,6 +86,7 @@ class Bar:
     accuracy: float | None
     low: float
     high: float
+    has_interval: bool
 
 
 def _x(value: float) -> float:
@@ -94,7 +99,9 @@ def chart(analysis: Analysis) -> dict[str, Any]:
     for index, version in enumerate(analysis.versions):
         top = index * ROW_HEIGHT + 12
         accuracy = version.accuracy
-        low, high = version.accuracy_interval.low, version.accuracy_interval.high
+        interval = version.accuracy_interval
+        # Without feedback there is no interval: the row shows no whisker.
+        low, high = (interval.low, interval.high) if interval else (0.0, 0.0)
         bars.append(
             Bar(
                 name=version.name,
@@ -109,6 +116,7 @@ def chart(analysis: Analysis) -> dict[str, Any]:
                 accuracy=accuracy,
                 low=low,
                 high=high,
+                has_interval=interval is not None,
             )
         )
     plot_bottom = len(bars) * ROW_HEIGHT + 8

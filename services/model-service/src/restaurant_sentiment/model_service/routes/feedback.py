@@ -41,6 +41,12 @@ async def model_accuracy(
             status = 409 if "already" in str(exc) else 400
             raise HTTPException(status, str(exc)) from exc
         version = ref.version
+        if ref.batch:
+            # Feedback on API batch predictions never enters the diners' accuracy.
+            metrics.record_batch_feedback(version, body.accurate)
+            return FeedbackOut(
+                model_accuracy=metrics.accuracy_of(version), restaurantName=body.restaurantName
+            )
     elif settings.require_prediction_id:
         raise HTTPException(400, "predictionId is required")
     accuracy = metrics.record_feedback(version, body.restaurantName, body.prediction, body.accurate)
