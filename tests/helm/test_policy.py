@@ -30,7 +30,8 @@ ALLOWED_SKIPS = {
     "CKV_K8S_8",  # the run-once helm test pod has no liveness to probe
     "CKV_K8S_9",  # ... nor readiness
 }
-DOCKERFILES = sorted(ROOT.glob("services/*/Dockerfile"))
+# The services' images and the gateway image of deploy/docker/.
+DOCKERFILES = sorted([*ROOT.glob("services/*/Dockerfile"), *ROOT.glob("deploy/docker/*Dockerfile")])
 # checkov does not expand build arguments: `FROM ${PYTHON_IMAGE}` looks like an untagged (latest)
 # base. test_dockerfile_bases_are_pinned_where_checkov_cannot_see proves each default is pinned.
 DOCKERFILE_FALSE_POSITIVES = {"CKV_DOCKER_7"}
@@ -129,7 +130,7 @@ def test_the_scan_fails_a_weak_rendering(chart_scan: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def dockerfile_scan() -> dict[str, Any]:
-    assert len(DOCKERFILES) == 2, DOCKERFILES
+    assert len(DOCKERFILES) == 3, DOCKERFILES
     args = [arg for path in DOCKERFILES for arg in ("--file", str(path))]
     return checkov(*args, "--framework", "dockerfile")
 
