@@ -24,6 +24,8 @@ RECIPES = {
     "lint": "lint-imports",
     "test": "pytest",
     "test-fast": 'pytest -m "not slow"',
+    "test-containers": "pytest tests/containers -m containers",
+    "images": "bash deploy/docker/images.sh",
     "bench": "-m restaurant_sentiment.tools.bench",
     "load": "-m restaurant_sentiment.tools.load",
     "experiment": "-m restaurant_sentiment.tools.experiment decide",
