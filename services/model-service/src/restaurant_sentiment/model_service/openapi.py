@@ -22,9 +22,8 @@ whether a prediction was right. Each prediction carries a signed `predictionId`:
 sends it back counts once, for the model version that made the prediction.
 
 Two model versions run side by side behind the gateway; the `model-service-version` cookie
-(`stable` or `canary`) keeps a client on one of them. Every request and response body is
-described by a schema that refuses properties it does not define, and every refusal is a 4xx
-with a specific message.
+(`stable` or `canary`) keeps a client on one of them. Request bodies may carry only the
+properties their schema defines, and every refusal is a 4xx with a specific message.
 """
 CONTACT = {"name": "restaurant-sentiment maintainers"}
 LICENSE = {"name": "MIT", "identifier": "MIT"}
