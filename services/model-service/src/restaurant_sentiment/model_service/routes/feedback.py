@@ -52,7 +52,8 @@ async def model_accuracy(
     """Count the feedback for the version that made the prediction and return its accuracy.
 
     With a predictionId the feedback counts once, for the version that issued the id; without
-    one (unless the service requires ids) it counts for the version answering.
+    one (unless the service requires ids) it counts for the version answering. Feedback on a
+    prediction of /predict/batch (API traffic) is counted apart and leaves the accuracy as it is.
     """
     version = model.version
     if body.predictionId is not None:
