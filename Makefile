@@ -15,8 +15,9 @@ MODEL_CODE := services/model-service/src/restaurant_sentiment/model_service
 TRAINING_INPUTS := $(DATA) $(addprefix $(MODEL_CODE)/,train.py preprocess.py corpus.py files.py)
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
-.PHONY: help install models docs up test test-fast test-containers images lint bench load experiment simulate promote \
-	rollback split deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
+.PHONY: help install models docs openapi up test test-fast test-containers images lint bench \
+	load experiment simulate promote rollback split deploy-k8s undeploy-k8s images-minikube \
+	up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,6 +37,9 @@ $(MODELS) &: $(TRAINING_INPUTS) | $(VENV)/.installed
 
 docs: install models ## Regenerate the README's model table from ml-model/*/metadata.json
 	$(PY) -m $(TOOLS).docs
+
+openapi: install ## Regenerate docs/openapi/model-service.json, the model-service's OpenAPI document
+	$(PY) -m $(TOOLS).openapi
 
 up: install models ## Run everything locally behind the Envoy gateway (ports: see the README)
 	$(PY) -m $(TOOLS).localmesh up --model-dir $(MODEL_DIR)

@@ -20,6 +20,7 @@ RECIPES = {
     "install": "uv sync --frozen",
     "models": "-m restaurant_sentiment.model_service.train",
     "docs": "-m restaurant_sentiment.tools.docs",
+    "openapi": "-m restaurant_sentiment.tools.openapi",
     "up": "-m restaurant_sentiment.tools.localmesh up",
     "lint": "lint-imports",
     "test": "pytest",

@@ -189,6 +189,7 @@ def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, A
     """The model-service VirtualService routes the local gateway mirrors (docs/design.md)."""
     service = values["modelService"]
     cookie, port = service["cookie"], {"number": service["port"]}
+    split = ",".join(f"{v['name']}={v['weight']}" for v in service["versions"])
     routes: list[dict[str, Any]] = [
         {
             "name": f"cookie-{v['name']}",
@@ -199,6 +200,8 @@ def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, A
                     }
                 }
             ],
+            # A pinned client is no new assignment, whatever it sends.
+            "headers": {"request": {"remove": ["x-model-assignment"]}},
             "route": [{"destination": {"host": host, "subset": v["name"], "port": port}}],
         }
         # A retired version (weight 0) keeps no cookie route: its pinned users move on.
@@ -210,13 +213,15 @@ def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, A
             "destination": {"host": host, "subset": v["name"], "port": port},
             "weight": v["weight"],
             "headers": {
+                # Tells the version it was assigned a new client, under this split.
+                "request": {"set": {"x-model-assignment": split}},
                 "response": {
                     "add": {
                         "set-cookie": (
                             f"{cookie['name']}={v['name']}; Path=/; Max-Age={cookie['maxAge']}"
                         )
                     }
-                }
+                },
             },
         }
         for v in service["versions"]

@@ -421,8 +421,8 @@ def test_real_services_configured_as_rendered_share_trust_in_feedback(render: Re
             "prediction": issued["prediction"],
         }
         bare = httpx.post(f"{canary}/model-accuracy", json=feedback, timeout=10)
-        assert bare.status_code == 400, bare.text
-        assert bare.json()["detail"] == "predictionId is required"
+        assert bare.status_code == 422, bare.text
+        assert bare.json()["detail"][0]["loc"] == ["body", "predictionId"]
         signed = {**feedback, "predictionId": issued["predictionId"]}
         accepted = httpx.post(f"{canary}/model-accuracy", json=signed, timeout=10)
         assert accepted.status_code == 200, accepted.text

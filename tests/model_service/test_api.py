@@ -1,3 +1,6 @@
+import json
+import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -7,6 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from restaurant_sentiment.model_service.prediction_ids import PredictionIds
+from restaurant_sentiment.model_service.routes.health import model_info
+from restaurant_sentiment.model_service.schemas import ModelInfo
+from tests.support import MODEL_DIR
 
 ORIGINAL_PREDICT = {"restaurantName": "Gourmet Haven", "review": "This excellent."}
 
@@ -225,7 +231,7 @@ async def predict_id(client: httpx.AsyncClient) -> dict[str, Any]:
     return (await client.post("/predict", json=ORIGINAL_PREDICT)).json()  # type: ignore[no-any-return]
 
 
-async def test_forged_and_tampered_ids_get_400(client: httpx.AsyncClient) -> None:
+async def test_forged_and_tampered_ids_get_403(client: httpx.AsyncClient) -> None:
     body = await predict_id(client)
     forged = PredictionIds("another-secret-entirely", 3600).issue("stable", body["prediction"])
     tampered = body["predictionId"][:-2] + (
@@ -241,7 +247,7 @@ async def test_forged_and_tampered_ids_get_400(client: httpx.AsyncClient) -> Non
                 "predictionId": token,
             },
         )
-        assert response.status_code == 400
+        assert response.status_code == 403
         assert response.json() == {"detail": "predictionId is not valid"}
 
 
@@ -271,7 +277,7 @@ async def test_feedback_with_a_different_prediction_than_the_id_is_refused(
             "predictionId": body["predictionId"],
         },
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["detail"] == "prediction does not match the predictionId"
 
 
@@ -304,8 +310,13 @@ async def test_ids_can_be_required(make_client: Callable[..., Any]) -> None:
             "/model-accuracy",
             json={"restaurantName": "Gourmet Haven", "accurate": True, "prediction": 1},
         )
-    assert response.status_code == 400
-    assert response.json() == {"detail": "predictionId is required"}
+        schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["FeedbackIn"]
+    # The document says the id is required, and the answer is the one for any missing field.
+    assert "predictionId" in schema["required"]
+    assert schema["properties"]["predictionId"]["type"] == "string"
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "predictionId"]
+    assert response.json()["detail"][0]["type"] == "missing"
 
 
 async def test_health_readiness_and_version(client: httpx.AsyncClient) -> None:
@@ -314,7 +325,99 @@ async def test_health_readiness_and_version(client: httpx.AsyncClient) -> None:
     info = (await client.get("/version")).json()
     assert info["modelVersion"] == "stable"
     assert info["serviceVersion"] == "0.1.0"
-    assert info["model"]["artefacts"]
+    # The model's metadata.json, as training wrote it.
+    written = json.loads((MODEL_DIR / "stable" / "metadata.json").read_text(encoding="utf-8"))
+    assert info["model"] == written
+    assert info["model"]["held_out"]["accuracy"] == written["held_out"]["accuracy"]
+
+
+@pytest.mark.parametrize("version", ["stable", "canary"])
+def test_the_model_metadata_schema_names_every_field_training_writes(version: str) -> None:
+    written = json.loads((MODEL_DIR / version / "metadata.json").read_text(encoding="utf-8"))
+    info = ModelInfo.model_validate(written)
+    parts = {"model": info, "data": info.data, "held_out": info.held_out,
+             "cross_validation": info.cross_validation}  # fmt: skip
+    unnamed = {name: sorted(part.model_extra) for name, part in parts.items() if part.model_extra}
+    assert not unnamed, f"metadata.json has fields ModelInfo does not type: {unnamed}"
+    assert info.model_dump(exclude_unset=True) == written
+
+
+def test_version_says_null_for_metadata_it_cannot_type(caplog: pytest.LogCaptureFixture) -> None:
+    assert model_info({}, "stable") is None
+    with caplog.at_level(logging.WARNING, logger="model_service"):
+        assert model_info({"version": "stable", "held_out": "high"}, "stable") is None
+    assert "metadata.json of model stable does not match ModelInfo" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/predict", {**ORIGINAL_PREDICT, "restaurant_name": "x"}, "restaurant_name"),
+        ("/predict/batch", {"reviews": [{**ORIGINAL_PREDICT, "stars": 5}]}, "stars"),
+        ("/predict/batch", {"reviews": [ORIGINAL_PREDICT], "version": "canary"}, "version"),
+        (
+            "/model-accuracy",
+            {"restaurantName": "Gourmet Haven", "accurate": True, "prediction": 1,
+             "predictionID": "stable.1.x"},
+            "predictionID",
+        ),
+    ],
+)  # fmt: skip
+async def test_properties_the_schema_does_not_define_get_422_naming_them(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], field: str
+) -> None:
+    # The schemas say additionalProperties: false: a misspelt field is refused, not ignored.
+    response = await client.post(path, json=body)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"][-1] == field
+    assert error["type"] == "extra_forbidden"
+
+
+async def test_a_prediction_written_as_a_whole_float_is_the_integer(
+    client: httpx.AsyncClient,
+) -> None:
+    # JSON Schema's integer includes 1.0; a string or a fraction is still refused.
+    body = await predict_id(client)
+    response = await client.post(
+        "/model-accuracy",
+        content=(
+            '{"restaurantName": "Gourmet Haven", "accurate": true, '
+            f'"prediction": {body["prediction"]}.0, "predictionId": "{body["predictionId"]}"}}'
+        ),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    for prediction in ("1.5", '"1"', "true"):
+        response = await client.post(
+            "/model-accuracy",
+            content=f'{{"restaurantName": "x", "accurate": true, "prediction": {prediction}}}',
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["body", "prediction"]
+
+
+# Every character Python counts as whitespace, and the byte order mark (ECMA-262's \s has it).
+WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\ufeff"]
+
+
+async def test_the_schema_pattern_and_the_server_agree_on_blank_text(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    review = spec["components"]["schemas"]["ReviewIn"]["properties"]["review"]
+    pattern = re.compile(review["pattern"])
+    for char in WHITESPACE:
+        assert not pattern.search(char * 2), hex(ord(char))
+        response = await client.post(
+            "/predict", json={"review": char * 2, "restaurantName": "Gourmet Haven"}
+        )
+        assert response.status_code == 422, hex(ord(char))
+    for text in ("a", "\u00e9", " x ", "\x1ex", "\u200b"):  # zero-width space is not whitespace
+        assert pattern.search(text)
+        response = await client.post("/predict", json={"review": text, "restaurantName": "G"})
+        assert response.status_code == 200, repr(text)
 
 
 async def test_swagger_ui_is_served_without_internet(client: httpx.AsyncClient) -> None:
@@ -331,7 +434,8 @@ async def test_swagger_ui_is_served_without_internet(client: httpx.AsyncClient) 
 async def test_every_schema_has_examples(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     ours = {"ReviewIn", "Prediction", "BatchIn", "BatchOut", "FeedbackIn", "FeedbackOut",
-            "Health", "VersionInfo", "ErrorOut"}  # fmt: skip
+            "Health", "VersionInfo", "ModelInfo", "ErrorOut", "FieldError",
+            "ValidationErrorOut"}  # fmt: skip
     schemas = spec["components"]["schemas"]
     assert ours <= set(schemas)
     for name in ours:

@@ -32,7 +32,7 @@ POST_ANSWERS: dict[str, dict[str, Any]] = {
     "303": {"description": "to the verdict"},
     **{
         code: {"description": "refused, with the reason", "content": HTML}
-        for code in ("400", "409", "413", "422")
+        for code in ("400", "403", "409", "413", "422")
     },
 }
 

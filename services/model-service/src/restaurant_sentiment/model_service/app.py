@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restaurant_sentiment.model_service import openapi
 from restaurant_sentiment.model_service.config import Settings, get_settings
 from restaurant_sentiment.model_service.limits import BodySizeLimit
 from restaurant_sentiment.model_service.metrics import AssignmentCounter, ExperimentMetrics
@@ -35,6 +37,7 @@ from restaurant_sentiment.model_service.schemas import (
     ErrorOut,
     Prediction,
     ReviewIn,
+    ValidationErrorOut,
 )
 
 log = logging.getLogger("model_service")
@@ -50,25 +53,6 @@ def service_version() -> str:
         return version(DISTRIBUTION)
     except PackageNotFoundError:
         return "0.0.0"
-
-
-def extend_openapi(app: FastAPI, paths: dict[str, Any], *models: type[BaseModel]) -> None:
-    """Add hand-written operations, and the models they name, to the generated OpenAPI."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            schema["paths"] = {**paths, **schema["paths"]}
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in models:
-                js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                components.update(js.pop("$defs", {}))
-                components[model.__name__] = js
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None, model: SentimentModel | None = None) -> FastAPI:
@@ -94,6 +78,11 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         title="Restaurant sentiment model-service",
         version=service_version(),
         summary="Classifies restaurant reviews as positive (1) or negative (0) and takes feedback.",
+        description=openapi.DESCRIPTION,
+        contact=openapi.CONTACT,
+        license_info=openapi.LICENSE,
+        servers=openapi.SERVERS,
+        openapi_tags=openapi.TAGS,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -119,6 +108,13 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
             return JSONResponse({"detail": [error]}, status_code=422)
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # The documented shape (ValidationErrorOut): type, loc, msg and the input refused.
+        fields = ("type", "loc", "msg", "input")
+        errors = [{key: error[key] for key in fields if key in error} for error in exc.errors()]
+        return JSONResponse(jsonable_encoder({"detail": errors}), status_code=422)
+
     app.router.routes.extend(predict.ROUTES)
     app.include_router(feedback.router)
     app.include_router(health.router)
@@ -134,8 +130,14 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
             swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
         )
 
+    openapi.install(
+        app,
+        predict.OPENAPI,
+        inputs=[ReviewIn, BatchIn],
+        outputs=[Prediction, BatchOut, ErrorOut, ValidationErrorOut],
+        require_prediction_id=settings.require_prediction_id,
+    )
     # Millisecond buckets, so the dashboard's latency p95 can resolve a fast prediction.
-    extend_openapi(app, predict.OPENAPI, ReviewIn, BatchIn, Prediction, BatchOut, ErrorOut)
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
         app, latency_lowr_buckets=LATENCY_BUCKETS
     ).expose(app, include_in_schema=False)

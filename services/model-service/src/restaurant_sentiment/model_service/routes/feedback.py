@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
+from fastapi.exceptions import RequestValidationError
 
+from restaurant_sentiment.model_service import openapi
 from restaurant_sentiment.model_service.prediction_ids import PredictionIdError
 from restaurant_sentiment.model_service.routes.deps import (
     MetricsDep,
@@ -11,16 +13,34 @@ from restaurant_sentiment.model_service.routes.deps import (
     PredictionIdsDep,
     SettingsDep,
 )
-from restaurant_sentiment.model_service.schemas import ErrorOut, FeedbackIn, FeedbackOut
+from restaurant_sentiment.model_service.schemas import FeedbackIn, FeedbackOut
 
 router = APIRouter(tags=["feedback"])
+REPLAYED = "feedback for this predictionId was already recorded"
+CONTRADICTED = "prediction does not match the predictionId"
 
 
 @router.post(
     "/model-accuracy",
     response_model=FeedbackOut,
+    operation_id=openapi.SUBMIT_FEEDBACK,
     summary="Record whether a prediction was right",
-    responses={400: {"model": ErrorOut}, 409: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+    responses={
+        403: openapi.error(
+            "The predictionId was not issued by this service (forged or altered), or has expired.",
+            forged="predictionId is not valid",
+            expired="predictionId has expired",
+        ),
+        409: openapi.error(
+            "The feedback conflicts with the prediction the id records: feedback on it was "
+            "already counted, or `prediction` is not the one the id was issued for.",
+            replayed=REPLAYED,
+            contradicted=CONTRADICTED,
+        ),
+        413: openapi.TOO_LARGE,
+        422: openapi.INVALID,
+        503: openapi.NOT_LOADED,
+    },
 )
 async def model_accuracy(
     body: FeedbackIn,
@@ -29,17 +49,24 @@ async def model_accuracy(
     ids: PredictionIdsDep,
     settings: SettingsDep,
 ) -> FeedbackOut:
-    """Count the feedback for the version that made the prediction and return its accuracy."""
+    """Count the feedback for the version that made the prediction and return its accuracy.
+
+    With a predictionId the feedback counts once, for the version that issued the id; without
+    one (unless the service requires ids) it counts for the version answering. Feedback on a
+    prediction of /predict/batch (API traffic) is counted apart and leaves the accuracy as it is.
+    """
     version = model.version
     if body.predictionId is not None:
         try:
             ref = ids.verify(body.predictionId)
-            if ref.prediction != body.prediction:
-                raise HTTPException(400, "prediction does not match the predictionId")
+        except PredictionIdError as exc:
+            raise HTTPException(403, str(exc)) from exc
+        if ref.prediction != body.prediction:
+            raise HTTPException(409, CONTRADICTED)
+        try:
             ids.claim(ref)
         except PredictionIdError as exc:
-            status = 409 if "already" in str(exc) else 400
-            raise HTTPException(status, str(exc)) from exc
+            raise HTTPException(409, str(exc)) from exc
         version = ref.version
         if ref.batch:
             # Feedback on API batch predictions never enters the diners' accuracy.
@@ -48,6 +75,8 @@ async def model_accuracy(
                 model_accuracy=metrics.accuracy_of(version), restaurantName=body.restaurantName
             )
     elif settings.require_prediction_id:
-        raise HTTPException(400, "predictionId is required")
+        # The OpenAPI document then lists predictionId as required: refused like any missing field.
+        missing = {"type": "missing", "loc": ("body", "predictionId"), "msg": "Field required"}
+        raise RequestValidationError([{**missing, "input": body.model_dump(exclude_unset=True)}])
     accuracy = metrics.record_feedback(version, body.restaurantName, body.prediction, body.accurate)
     return FeedbackOut(model_accuracy=accuracy, restaurantName=body.restaurantName)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -11,29 +11,11 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.routing import Route
 
+from restaurant_sentiment.model_service import openapi
 from restaurant_sentiment.model_service.schemas import BatchIn, BatchOut, Prediction, ReviewIn
 
 Body = TypeVar("Body", bound=BaseModel)
 JSON = "application/json"
-
-
-def operation(summary: str, description: str, model: type[BaseModel], out: type[BaseModel]) -> Any:
-    """The OpenAPI operation of a route that reads its own body."""
-
-    def ref(name: str) -> dict[str, Any]:
-        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
-
-    return {
-        "tags": ["predict"],
-        "summary": summary,
-        "description": description,
-        "requestBody": {"required": True, "content": ref(model.__name__)},
-        "responses": {
-            "200": {"description": "Successful Response", "content": ref(out.__name__)},
-            "413": {"description": "Body too large", "content": ref("ErrorOut")},
-            "422": {"description": "Validation Error", "content": ref("HTTPValidationError")},
-        },
-    }
 
 
 async def parse(request: Request, model: type[Body]) -> Body:
@@ -98,21 +80,30 @@ ROUTES = [
     Route("/predict", predict, methods=["POST"], name="predict"),
     Route("/predict/batch", predict_batch, methods=["POST"], name="predict_batch"),
 ]
+RESPONSES: openapi.Responses = {413: openapi.TOO_LARGE, 422: openapi.INVALID}
 OPENAPI = {
     "/predict": {
-        "post": operation(
+        "post": openapi.operation(
+            openapi.PREDICT,
+            "predictions",
             "Classify one review",
-            "Return 1 for a positive review and 0 for a negative one.",
+            "Return 1 for a positive review and 0 for a negative one, with the probability of "
+            "that class and a signed predictionId to send back with the feedback.",
             ReviewIn,
             Prediction,
+            RESPONSES,
         )
     },
     "/predict/batch": {
-        "post": operation(
+        "post": openapi.operation(
+            openapi.PREDICT_BATCH,
+            "predictions",
             "Classify up to 1,000 reviews",
-            "Score all reviews in one vectorised pass; the answers keep the request's order.",
+            "Score all reviews in one vectorised pass; the answers keep the request's order and "
+            "each carries its own predictionId.",
             BatchIn,
             BatchOut,
+            RESPONSES,
         )
     },
 }
