@@ -113,7 +113,7 @@ class Result:
     transfer: float | None
     ece_raw: float
     ece_cal: float
-    slope: float
+    slopes: list[float]
     sklearn_us: float
     table_us: float
     exact: bool
@@ -145,6 +145,7 @@ def assess(
     build: Callable[[], Any],
     data: Data,
     squash: str = "linear",
+    knots: tuple[float, ...] = (),
     timing: bool = True,
 ) -> Result:
     folds = cross_validate(build, data)
@@ -157,7 +158,7 @@ def assess(
     plain_mask = data.plain[test]
     # Calibration: Platt slope fitted on out-of-fold log-odds of the training split.
     z_oof = out_of_fold_decision(build, x_train, y_train, FOLDS, SEED)
-    calibrator = PlattSlope(squash).fit(z_oof, np.asarray(y_train))
+    calibrator = PlattSlope(squash, knots).fit(z_oof, np.asarray(y_train))
     raw = 1.0 / (1.0 + np.exp(-np.clip(z_test, -700, 700)))
     raw_conf = np.where(z_test > 0, raw, 1.0 - raw)
     cal_conf = calibrator.confidence(z_test)
@@ -192,7 +193,9 @@ def assess(
 
         sk_us = time_one(by_sklearn, number=50) * 1e6
         tb_us = time_one(lambda: scorer.score(review)) * 1e6
-    n_features = int(pair[1].coef_.shape[1]) if hasattr(pair[1], "coef_") else pair[1].n_features_in_
+    n_features = (
+        int(pair[1].coef_.shape[1]) if hasattr(pair[1], "coef_") else pair[1].n_features_in_
+    )
     return Result(
         name=name,
         cv=float(np.mean(folds)),
@@ -204,7 +207,7 @@ def assess(
         transfer=transfer,
         ece_raw=expected_calibration_error(raw_conf, right),
         ece_cal=expected_calibration_error(cal_conf, right),
-        slope=calibrator.slope_,
+        slopes=calibrator.slopes_,
         sklearn_us=sk_us,
         table_us=tb_us,
         exact=exact,
@@ -213,16 +216,20 @@ def assess(
     )
 
 
-def grids(lexicon: dict[str, float]) -> dict[str, list[tuple[str, Callable[[], Any], str]]]:
-    def canary(o: CanaryOptions) -> tuple[str, Callable[[], Any], str]:
-        return (o.label(), lambda: build_canary(o, lexicon), "linear")
+Design = tuple[str, Callable[[], Any], tuple[str, tuple[float, ...]]]
+
+
+def grids(lexicon: dict[str, float]) -> dict[str, list[Design]]:
+    def canary(o: CanaryOptions) -> Design:
+        return (o.label(), lambda: build_canary(o, lexicon), ("linear", ()))
 
     base = SEED_CANARY
     lex = base.but(lexicon="full")
     return {
         "baseline": [
-            ("stable (seed)", build_stable, "log"),
-            ("canary (seed) " + base.label(), lambda: build_canary(base), "linear"),
+            ("stable (seed), Platt on log|z|", build_stable, ("log", ())),
+            ("stable (seed)", build_stable, ("log", (7.0,))),
+            ("canary (seed) " + base.label(), lambda: build_canary(base), ("linear", ())),
         ],
         "lexicon": [
             canary(base.but(lexicon=layout, lexicon_scale=scale))
@@ -260,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(HEADER, flush=True)
     for grid in args.grid:
-        for name, build, squash in table[grid]:
-            result = assess(name, build, data, squash, timing=not args.no_timing)
-            print(result.row() + f" slope {result.slope:.3g}", flush=True)
+        for name, build, (squash, knots) in table[grid]:
+            result = assess(name, build, data, squash, knots, timing=not args.no_timing)
+            print(
+                result.row() + f" calibration slopes {[round(v, 3) for v in result.slopes]}",
+                flush=True,
+            )
     return 0
 
 

@@ -115,8 +115,7 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         rows = [
-            lexicon_features(text.split(), self.lexicon_, self.layout, self.scale)
-            for text in texts
+            lexicon_features(text.split(), self.lexicon_, self.layout, self.scale) for text in texts
         ]
         return sparse.csr_matrix(np.asarray(rows, dtype=float).reshape(len(rows), -1))
 

@@ -57,7 +57,9 @@ def build_stable() -> tuple[Any, BaseEstimator]:
     return CountVectorizer(max_features=1420), GaussianNB()
 
 
-def build_canary(options: CanaryOptions, lexicon: dict[str, float] | None = None) -> tuple[Any, Any]:
+def build_canary(
+    options: CanaryOptions, lexicon: dict[str, float] | None = None
+) -> tuple[Any, Any]:
     """An unfitted canary: TF-IDF word n-grams, optionally char n-grams and lexicon features."""
     words = TfidfVectorizer(
         ngram_range=options.word_ngrams,
@@ -65,9 +67,7 @@ def build_canary(options: CanaryOptions, lexicon: dict[str, float] | None = None
         token_pattern=r"\S+",
         min_df=options.min_df,
     )
-    classifier = LogisticRegression(
-        C=options.c, max_iter=5000, class_weight=options.class_weight
-    )
+    classifier = LogisticRegression(C=options.c, max_iter=5000, class_weight=options.class_weight)
     if options.chars is None and options.lexicon is None:
         return words, classifier
     blocks: list[tuple[str, Any]] = [("words", words)]
@@ -80,9 +80,7 @@ def build_canary(options: CanaryOptions, lexicon: dict[str, float] | None = None
         )
         blocks.append(("chars", chars))
     if options.lexicon is not None:
-        blocks.append(
-            ("lexicon", LexiconFeatures(lexicon, options.lexicon, options.lexicon_scale))
-        )
+        blocks.append(("lexicon", LexiconFeatures(lexicon, options.lexicon, options.lexicon_scale)))
     return FeatureUnion(blocks), classifier
 
 

@@ -9,7 +9,8 @@ Tables (all plain Python values; what a serving process would unpickle):
     ``binary``, ``min_len`` (1 for token pattern \\S+, 2 for sklearn's default);
   - "chars": the same over sklearn's ``char_wb`` n-grams, ``ngrams`` the character range;
   - "lexicon": ``lexicon`` {word: valence}, ``layout``, ``scale``, ``weights`` (one per feature).
-- ``calibration``: {``squash``, ``slope``, ``offset``} or None (then the raw sigmoid of z).
+- ``calibration``: {``squash``, ``knots``, ``slopes``} or None (then the raw sigmoid of z): the
+  confidence is sigmoid(sign(z) * spline(g(|z|))) for a positive verdict, 1 minus it otherwise.
 
 A linear model's score is bias + the sum of each block's dot product with its slice of
 ``coef_``; FeatureUnion concatenates blocks each normalised on its own, so each TF-IDF block has
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from research.calibration import PlattSlope, squash_one
+from research.calibration import PlattSlope, spline_one
 from research.features import LexiconFeatures, char_wb_ngrams, lexicon_features
 
 try:  # the service's preprocessing, in the old layout or the new one
@@ -83,8 +84,8 @@ def extract(vectorizer: Any, classifier: Any, calibrator: PlattSlope | None) -> 
     if calibrator is not None:
         calibration = {
             "squash": calibrator.squash,
-            "slope": calibrator.slope_,
-            "offset": calibrator.offset_,
+            "knots": tuple(calibrator.knots),
+            "slopes": list(calibrator.slopes_),
         }
     out: dict[str, Any] = {
         "classes": [int(c) for c in classifier.classes_],
@@ -201,7 +202,7 @@ class TableScorer:
         if cal is None:
             t = z
         else:
-            t = cal["slope"] * squash_one(z, cal["squash"]) + cal["offset"]
+            t = spline_one(z, cal["squash"], cal["knots"], cal["slopes"])
         p = 1.0 / (1.0 + math.exp(-t)) if t > -700.0 else 0.0
         negative, positive = self.classes
         return (positive, p) if z > 0 else (negative, 1.0 - p)
