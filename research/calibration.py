@@ -12,6 +12,7 @@ coming from words one class never had in training (variance ~ var_smoothing).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -39,7 +40,7 @@ def basis(z: np.ndarray, kind: str, knots: tuple[float, ...]) -> np.ndarray:
     """sign(z) times the pieces of g(|z|) between the knots (a linear spline, odd in z)."""
     g = squash(z, kind)
     edges = (0.0, *knots, math.inf)
-    pieces = [np.clip(g - lo, 0.0, hi - lo) for lo, hi in zip(edges, edges[1:], strict=False)]
+    pieces = [np.clip(g - lo, 0.0, hi - lo) for lo, hi in itertools.pairwise(edges)]
     return np.sign(np.asarray(z, dtype=float))[:, None] * np.column_stack(pieces)
 
 

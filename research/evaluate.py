@@ -11,6 +11,7 @@ stored calibrator's); the time to score one review both ways; the verdicts on pr
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,8 @@ REVIEW = "The selection on the menu was great and so were the prices."
 
 
 def load_version(folder: Path) -> tuple[Any, Any, Any]:
-    return tuple(
-        joblib.load(folder / n) for n in (VECTORIZER_FILE, CLASSIFIER_FILE, CALIBRATION_FILE)
-    )  # type: ignore[return-value]
+    names = (VECTORIZER_FILE, CLASSIFIER_FILE, CALIBRATION_FILE)
+    return tuple(joblib.load(folder / name) for name in names)  # type: ignore[return-value]
 
 
 def report_file(path: Path, pair: tuple[Any, Any], calibrator: Any) -> str:
@@ -96,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
               f"largest confidence difference {gap:.1e}")  # fmt: skip
         dense = not hasattr(classifier, "coef_")
 
-        def by_sklearn() -> Any:
-            features = vectorizer.transform([reference_text(REVIEW)])
-            return classifier.predict(features.toarray() if dense else features)
+        def by_sklearn(v: Any = vectorizer, c: Any = classifier, dense: bool = dense) -> Any:
+            features = v.transform([reference_text(REVIEW)])
+            return c.predict(features.toarray() if dense else features)
 
         sk = time_one(by_sklearn, number=50) * 1e6
-        tb = time_one(lambda: scorer.score(REVIEW)) * 1e6
+        tb = time_one(partial(scorer.score, REVIEW)) * 1e6
         print(f"one review: sklearn {sk:.0f} µs, tables {tb:.1f} µs ({sk / tb:.0f}x)")
         print("probes: " + ", ".join(f"{p!r}->{scorer.score(p)[0]}" for p in PROBES))
         if args.eval is not None:

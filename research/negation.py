@@ -10,6 +10,7 @@ only: the tables would need the variant in preprocessing too).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def rescope(text: str, window: int | None) -> str:
     return " ".join(out)
 
 
-def measure(build: Callable[[], object], data: Data) -> tuple[float, float, float]:
+def measure(build: Callable[[], Any], data: Data) -> tuple[float, float, float]:
     cv = float(np.mean(cross_validate(build, data)))
     pair = fit(build(), *_pick(data, data.train))
     test = data.test
@@ -54,7 +55,8 @@ def main() -> int:
         "canary + vader sums": lambda: build_canary(SEED_CANARY.but(lexicon="sums"), lexicon),
     }
     print(
-        "| design | negation scope | 5-fold CV | held-out | transfer to plain |\n|---|---|---|---|---|"
+        "| design | negation scope | 5-fold CV | held-out | transfer to plain |\n"
+        "|---|---|---|---|---|"
     )
     for window, name in ((None, "to punctuation (service)"), (3, "window 3"), (2, "window 2"),
                          (1, "window 1"), (0, "no marks")):  # fmt: skip

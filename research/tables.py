@@ -199,10 +199,7 @@ class TableScorer:
         """(verdict, calibrated probability of the verdict); positive exactly when z > 0."""
         z = self.log_odds(review)
         cal = self.calibration
-        if cal is None:
-            t = z
-        else:
-            t = spline_one(z, cal["squash"], cal["knots"], cal["slopes"])
+        t = z if cal is None else spline_one(z, cal["squash"], cal["knots"], cal["slopes"])
         p = 1.0 / (1.0 + math.exp(-t)) if t > -700.0 else 0.0
         negative, positive = self.classes
         return (positive, p) if z > 0 else (negative, 1.0 - p)
