@@ -11,6 +11,7 @@ stored calibrator's); the time to score one review both ways; the verdicts on pr
 from __future__ import annotations
 
 import argparse
+import re
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from research.calibration import expected_calibration_error
+from research.calibration import describe, expected_calibration_error
 from research.experiment import SHORT, cross_validate, load, time_one
 from research.features import read_vader_lexicon
 from research.models import decision, predict
@@ -37,6 +38,16 @@ REVIEW = "The selection on the menu was great and so were the prices."
 def load_version(folder: Path) -> tuple[Any, Any, Any]:
     names = (VECTORIZER_FILE, CLASSIFIER_FILE, CALIBRATION_FILE)
     return tuple(joblib.load(folder / name) for name in names)  # type: ignore[return-value]
+
+
+def overlap(path: Path, corpus_reviews: list[str]) -> int:
+    """How many reviews of a file also appear in the corpus (case and punctuation aside)."""
+
+    def key(review: str) -> str:
+        return " ".join(re.findall(r"[a-z0-9]+", review.lower()))
+
+    known = {key(r) for r in corpus_reviews}
+    return sum(key(r) in known for r in load_corpus(path).reviews)
 
 
 def report_file(path: Path, pair: tuple[Any, Any], calibrator: Any) -> str:
@@ -63,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load()
     build = builders(read_vader_lexicon())
     test = data.test
+    if args.eval is not None:
+        print(f"{args.eval}: {overlap(args.eval, data.reviews)} of its reviews are in the corpus")
     for version in ("stable", "canary"):
         vectorizer, classifier, calibrator = load_version(args.models / version)
         pair = (vectorizer, classifier)
@@ -83,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"held-out ECE raw {expected_calibration_error(raw_conf, right):.3f} -> calibrated "
             f"{expected_calibration_error(calibrator.confidence(z), right):.3f} "
-            f"({calibrator.squash}, knots {tuple(calibrator.knots)}, slopes "
-            f"{[round(s, 4) for s in calibrator.slopes_]})"
+            f"({describe(calibrator)})"
         )
         scorer = TableScorer(extract(vectorizer, classifier, calibrator))
         reference = predict(pair, data.texts)

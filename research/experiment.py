@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from research.calibration import PlattSlope, expected_calibration_error, out_of_fold_decision
+from research.calibration import (
+    BinnedConfidence,
+    PlattSlope,
+    describe,
+    expected_calibration_error,
+    out_of_fold_decision,
+)
 from research.features import read_vader_lexicon
 from research.models import (
     SEED_CANARY,
@@ -113,7 +119,7 @@ class Result:
     transfer: float | None
     ece_raw: float
     ece_cal: float
-    slopes: list[float]
+    calibration: str
     sklearn_us: float
     table_us: float
     exact: bool
@@ -146,8 +152,7 @@ def assess(
     name: str,
     build: Callable[[], Any],
     data: Data,
-    squash: str = "linear",
-    knots: tuple[float, ...] = (),
+    calibration: Callable[[], Any] = PlattSlope,
     timing: bool = True,
 ) -> Result:
     folds = cross_validate(build, data)
@@ -160,7 +165,7 @@ def assess(
     plain_mask = data.plain[test]
     # Calibration: Platt slope fitted on out-of-fold log-odds of the training split.
     z_oof = out_of_fold_decision(build, x_train, y_train, FOLDS, SEED)
-    calibrator = PlattSlope(squash, knots).fit(z_oof, np.asarray(y_train))
+    calibrator = calibration().fit(z_oof, np.asarray(y_train))
     raw = 1.0 / (1.0 + np.exp(-np.clip(z_test, -700, 700)))
     raw_conf = np.where(z_test > 0, raw, 1.0 - raw)
     cal_conf = calibrator.confidence(z_test)
@@ -209,7 +214,7 @@ def assess(
         transfer=transfer,
         ece_raw=expected_calibration_error(raw_conf, right),
         ece_cal=expected_calibration_error(cal_conf, right),
-        slopes=calibrator.slopes_,
+        calibration=describe(calibrator),
         sklearn_us=sk_us,
         table_us=tb_us,
         exact=exact,
@@ -218,20 +223,20 @@ def assess(
     )
 
 
-Design = tuple[str, Callable[[], Any], tuple[str, tuple[float, ...]]]
+Design = tuple[str, Callable[[], Any], Callable[[], Any]]
 
 
 def grids(lexicon: dict[str, float]) -> dict[str, list[Design]]:
     def canary(o: CanaryOptions) -> Design:
-        return (o.label(), lambda: build_canary(o, lexicon), ("linear", ()))
+        return (o.label(), lambda: build_canary(o, lexicon), PlattSlope)
 
     base = SEED_CANARY
     lex = base.but(lexicon="sums")
     return {
         "baseline": [
-            ("stable (seed), Platt on log|z|", build_stable, ("log", ())),
-            ("stable (seed), Platt on log|z|, knot at 7", build_stable, ("log", (7.0,))),
-            ("canary (seed) " + base.label(), lambda: build_canary(base), ("linear", ())),
+            ("stable (seed), Platt on log|z|", build_stable, lambda: PlattSlope("log")),
+            ("stable (seed), binned", build_stable, lambda: BinnedConfidence(6)),
+            ("canary (seed) " + base.label(), lambda: build_canary(base), PlattSlope),
         ],
         "lexicon": [
             canary(base.but(lexicon=layout)) for layout in ("sums", "compound", "full", "tail")
@@ -243,6 +248,20 @@ def grids(lexicon: dict[str, float]) -> dict[str, list[Design]]:
             canary(lex.but(word_ngrams=(1, 3))),
             canary(lex.but(min_df=2)),
             canary(lex.but(sublinear=False)),
+        ],
+        "combo": [
+            canary(lex.but(min_df=2, c=4.0)),
+            canary(lex.but(min_df=2, c=16.0)),
+            canary(lex.but(min_df=2, lexicon_scale=3.0)),
+            canary(lex.but(min_df=2, lexicon="compound")),
+            canary(lex.but(min_df=2, word_ngrams=(1, 3))),
+            canary(lex.but(min_df=2, chars=(2, 5))),
+        ],
+        "c2": [
+            canary(lex.but(c=64.0)),
+            canary(lex.but(min_df=2, c=32.0)),
+            canary(lex.but(min_df=2, c=64.0)),
+            canary(lex.but(min_df=2, c=32.0, chars=(2, 5))),
         ],
         "chars": [
             canary(base.but(chars=(2, 5))),
@@ -267,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(HEADER, flush=True)
     for grid in args.grid:
-        for name, build, (squash, knots) in table[grid]:
-            result = assess(name, build, data, squash, knots, timing=not args.no_timing)
+        for name, build, calibration in table[grid]:
+            result = assess(name, build, data, calibration, timing=not args.no_timing)
             print(
-                result.row() + f" calibration slopes {[round(v, 3) for v in result.slopes]}",
+                result.row() + f" calibration {result.calibration}",
                 flush=True,
             )
     return 0

@@ -9,8 +9,11 @@ Tables (all plain Python values; what a serving process would unpickle):
     ``binary``, ``min_len`` (1 for token pattern \\S+, 2 for sklearn's default);
   - "chars": the same over sklearn's ``char_wb`` n-grams, ``ngrams`` the character range;
   - "lexicon": ``lexicon`` {word: valence}, ``layout``, ``scale``, ``weights`` (one per feature).
-- ``calibration``: {``squash``, ``knots``, ``slopes``} or None (then the raw sigmoid of z): the
-  confidence is sigmoid(sign(z) * spline(g(|z|))) for a positive verdict, 1 minus it otherwise.
+- ``calibration``: None (the raw sigmoid of z), or {"type": "platt", ``squash``, ``knots``,
+  ``slopes``}: p(positive) = sigmoid(sign(z) * spline(g(|z|))), the confidence p for a positive
+  verdict and 1 - p for a negative one; or {"type": "binned", ``edges``, ``values``}, per verdict
+  side (0 negative, 1 positive): the confidence is values[side][bisect_right(edges[side],
+  log1p(|z|))].
 
 A linear model's score is bias + the sum of each block's dot product with its slice of
 ``coef_``; FeatureUnion concatenates blocks each normalised on its own, so each TF-IDF block has
@@ -20,13 +23,14 @@ its own l2 norm. Gaussian naive Bayes with two classes reduces to bias + sum(x*w
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from research.calibration import PlattSlope, spline_one
+from research.calibration import BinnedConfidence, PlattSlope, spline_one
 from research.features import LexiconFeatures, char_wb_ngrams, lexicon_features
 
 try:  # the service's preprocessing, in the old layout or the new one
@@ -74,19 +78,33 @@ def _tfidf_block(vectorizer: Any, weights: np.ndarray, second: np.ndarray | None
     }
 
 
-def extract(vectorizer: Any, classifier: Any, calibrator: PlattSlope | None) -> dict[str, Any]:
+def calibration_tables(calibrator: PlattSlope | BinnedConfidence | None) -> dict[str, Any] | None:
+    """The calibration as plain values."""
+    if calibrator is None:
+        return None
+    if isinstance(calibrator, BinnedConfidence):
+        return {
+            "type": "binned",
+            "edges": [list(calibrator.edges_[0]), list(calibrator.edges_[1])],
+            "values": [list(calibrator.values_[0]), list(calibrator.values_[1])],
+        }
+    return {
+        "type": "platt",
+        "squash": calibrator.squash,
+        "knots": tuple(calibrator.knots),
+        "slopes": list(calibrator.slopes_),
+    }
+
+
+def extract(
+    vectorizer: Any, classifier: Any, calibrator: PlattSlope | BinnedConfidence | None
+) -> dict[str, Any]:
     """Plain tables equivalent to the fitted sklearn objects."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
     from sklearn.pipeline import FeatureUnion
 
-    calibration = None
-    if calibrator is not None:
-        calibration = {
-            "squash": calibrator.squash,
-            "knots": tuple(calibrator.knots),
-            "slopes": list(calibrator.slopes_),
-        }
+    calibration = calibration_tables(calibrator)
     out: dict[str, Any] = {
         "classes": [int(c) for c in classifier.classes_],
         "calibration": calibration,
@@ -199,10 +217,15 @@ class TableScorer:
         """(verdict, calibrated probability of the verdict); positive exactly when z > 0."""
         z = self.log_odds(review)
         cal = self.calibration
+        negative, positive = self.classes
+        verdict = positive if z > 0 else negative
+        if cal is not None and cal["type"] == "binned":
+            side = 1 if z > 0 else 0
+            bin_ = bisect_right(cal["edges"][side], math.log1p(abs(z)))
+            return verdict, cal["values"][side][bin_]
         t = z if cal is None else spline_one(z, cal["squash"], cal["knots"], cal["slopes"])
         p = 1.0 / (1.0 + math.exp(-t)) if t > -700.0 else 0.0
-        negative, positive = self.classes
-        return (positive, p) if z > 0 else (negative, 1.0 - p)
+        return verdict, (p if z > 0 else 1.0 - p)
 
 
 def reference_text(review: str) -> str:
