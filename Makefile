@@ -19,7 +19,7 @@ TRAINING_INPUTS := $(DATA) $(EVAL) $(addprefix $(MODEL_CODE)/,train.py preproces
 	files.py lexicon.py features.py calibration.py artefacts.py metadata.py)
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
-.PHONY: help install models docs up test test-fast lint bench load experiment simulate promote \
+.PHONY: help install models evaluate docs up test test-fast lint bench load experiment simulate promote \
 	rollback deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
@@ -33,10 +33,13 @@ $(VENV)/.installed: pyproject.toml uv.lock $(MEMBERS)
 	$(VENV)/bin/uv sync --frozen --inexact
 	touch $@
 
-models: $(MODELS) ## Train stable and canary into ml-model/ when the corpus or training code changed (DATA=file.tsv)
+models: $(MODELS) ## Train stable and canary into ml-model/ when the corpus or training code changed (DATA=file.tsv, EVAL=proxy.tsv)
 
 $(MODELS) &: $(TRAINING_INPUTS) | $(VENV)/.installed
 	$(PY) -m $(TRAIN) --data $(DATA) --eval $(EVAL) --out $(MODEL_DIR)
+
+evaluate: install models ## Compare the versions on the held-out split, 5-fold CV and the proxy set (EVAL=file.tsv): by length, theme, errors
+	$(PY) -m $(TOOLS).evaluate --data $(DATA) --eval $(EVAL) --model-dir $(MODEL_DIR)
 
 docs: install models ## Regenerate the README's model table from ml-model/*/metadata.json
 	$(PY) -m $(TOOLS).docs
