@@ -219,7 +219,7 @@ def tables(artefacts: Artefacts) -> dict[str, Any] | None:
         if len(coef) != width + lexicon.n_features_out_:
             return None
         out["lexicon"] = {
-            "valences": dict(lexicon.lexicon_),
+            "signed": dict(lexicon.signed_),
             "weights": tuple(float(w) for w in coef[width:]),
         }
     elif len(coef) != width:

@@ -15,14 +15,16 @@ from restaurant_sentiment.model_service.lexicon import (
     FEATURE_NAMES,
     lexicon_features,
     read_vader_lexicon,
+    signed_valences,
 )
 
 
 class LexiconFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Per preprocessed review, the sums of its positive and negative word valences.
 
-    ``lexicon=None`` reads VADER's lexicon when fitted; the fitted ``lexicon_`` is a plain dict
-    pickled with the transformer, so the artefact carries it.
+    ``lexicon=None`` reads VADER's lexicon when fitted; the fitted ``lexicon_`` (word valences)
+    and ``signed_`` (the same with each word's negated form) are plain dicts pickled with the
+    transformer, so the artefact carries them.
     """
 
     def __init__(self, lexicon: dict[str, float] | None = None) -> None:
@@ -30,12 +32,13 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, texts: Sequence[str], y: Any = None) -> LexiconFeatures:
         self.lexicon_ = dict(self.lexicon) if self.lexicon is not None else read_vader_lexicon()
+        self.signed_ = signed_valences(self.lexicon_)
         self.n_features_out_ = len(FEATURE_NAMES)
         return self
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         # FeatureUnion stacks this dense block beside the sparse TF-IDF one.
-        rows = [lexicon_features(text.split(), self.lexicon_) for text in texts]
+        rows = [lexicon_features(text.split(), self.signed_) for text in texts]
         return np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURE_NAMES))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

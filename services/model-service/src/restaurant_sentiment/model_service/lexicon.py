@@ -36,24 +36,28 @@ def read_vader_lexicon() -> dict[str, float]:
     return table
 
 
-def lexicon_features(words: Iterable[str], lexicon: Mapping[str, float]) -> tuple[float, float]:
+def signed_valences(lexicon: Mapping[str, float]) -> dict[str, float]:
+    """The lexicon with each word's negated form: ``neg_<word>`` counts -0.74 times its valence.
+
+    One look-up then gives a preprocessed word's signed valence, negated or not.
+    """
+    table = {word: value for word, value in lexicon.items() if _WORD.fullmatch(word)}
+    table.update({NEG_PREFIX + word: NEGATION_SCALAR * value for word, value in table.items()})
+    return table
+
+
+def lexicon_features(words: Iterable[str], signed: Mapping[str, float]) -> tuple[float, float]:
     """(positive, negative): the sums of a review's positive and negative valences, over 4.
 
-    ``words`` are preprocessed words; one marked ``neg_`` counts -0.74 times its valence, so a
-    negated positive word adds to the negative sum. Both sums are at least 0.
+    ``words`` are preprocessed words and ``signed`` a ``signed_valences`` table, so a negated
+    positive word adds to the negative sum. Both sums are at least 0.
     """
     positive = negative = 0.0
-    get = lexicon.get
+    get = signed.get
     for word in words:
-        if word.startswith(NEG_PREFIX):
-            value = get(word[4:])
-            if value is None:
-                continue
-            value *= NEGATION_SCALAR
-        else:
-            value = get(word)
-            if value is None:
-                continue
+        value = get(word)
+        if value is None:
+            continue
         if value > 0.0:
             positive += value
         else:

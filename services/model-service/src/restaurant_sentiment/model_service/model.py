@@ -27,7 +27,7 @@ from restaurant_sentiment.model_service.files import (
     METADATA_FILE,
     VECTORIZER_FILE,
 )
-from restaurant_sentiment.model_service.lexicon import lexicon_features
+from restaurant_sentiment.model_service.lexicon import VALENCE_SCALE, lexicon_features
 from restaurant_sentiment.model_service.metadata import ModelMetadata
 from restaurant_sentiment.model_service.preprocess import preprocess, preprocess_words
 
@@ -171,7 +171,8 @@ class SentimentModel:
         self._bias: float = tables["bias"]
         self._weights: np.ndarray = tables["weights"]
         lexicon = tables["lexicon"]
-        self._valences: dict[str, float] | None = None if lexicon is None else lexicon["valences"]
+        # Word (or neg_word) -> signed valence, for the lexicon features.
+        self._signed: dict[str, float] | None = None if lexicon is None else lexicon["signed"]
         self._lexicon_weights: tuple[float, float] = (
             (0.0, 0.0) if lexicon is None else (lexicon["weights"])
         )
@@ -254,8 +255,8 @@ class SentimentModel:
         if self._l2 and norm > 0.0:
             dot /= math.sqrt(norm)
         z += dot
-        if self._valences is not None:
-            positive, negative = lexicon_features(words, self._valences)
+        if self._signed is not None:
+            positive, negative = lexicon_features(words, self._signed)
             z += self._lexicon_weights[0] * positive + self._lexicon_weights[1] * negative
         return self._scored(z)
 
@@ -285,12 +286,20 @@ class SentimentModel:
                 value = value / norm[doc_of]
             contrib = value * self._weights[term_of]
         z = self._bias + np.bincount(doc_of, weights=contrib, minlength=n_docs)
-        if self._valences is not None:
-            valences = self._valences
-            sums = np.array(
-                [lexicon_features(words, valences) for words in per_review], dtype=float
-            ).reshape(n_docs, 2)
-            z += sums @ np.asarray(self._lexicon_weights)
+        if self._signed is not None:
+            # lexicon_features over every review at once: the same sums in the same order.
+            signed_get = self._signed.get
+            lengths = [len(words) for words in per_review]
+            signed = np.fromiter(
+                (signed_get(w, 0.0) for words in per_review for w in words),
+                dtype=float,
+                count=sum(lengths),
+            )
+            owner = np.repeat(np.arange(n_docs), lengths)
+            positive = np.bincount(owner, weights=np.maximum(signed, 0.0), minlength=n_docs)
+            negative = np.bincount(owner, weights=np.maximum(-signed, 0.0), minlength=n_docs)
+            w_positive, w_negative = self._lexicon_weights
+            z += w_positive * (positive / VALENCE_SCALE) + w_negative * (negative / VALENCE_SCALE)
         confidence = confidence_many(z, self._calibration)
         negative_class, positive_class = self.classes
         return [
