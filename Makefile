@@ -4,20 +4,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= data/restaurant_reviews.tsv
+# Never trained on: the plain-review set that stands in for real reviews.
+EVAL ?= data/eval_plain_reviews.tsv
 MODEL_DIR ?= ml-model
 GATEWAY_PORT ?= 8080
 export GATEWAY_PORT
 TOOLS := restaurant_sentiment.tools
 TRAIN := restaurant_sentiment.model_service.train
 MODELS := $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json
-# What the trained models depend on: the corpus and the code that reads, prepares and fits it.
+# What the trained models depend on: the corpus, the proxy set their metadata measures, and the
+# code that reads, prepares, fits, calibrates and records them.
 MODEL_CODE := services/model-service/src/restaurant_sentiment/model_service
-TRAINING_INPUTS := $(DATA) $(addprefix $(MODEL_CODE)/,train.py preprocess.py corpus.py files.py)
+TRAINING_INPUTS := $(DATA) $(EVAL) $(addprefix $(MODEL_CODE)/,train.py preprocess.py corpus.py \
+	files.py lexicon.py features.py calibration.py artefacts.py metadata.py)
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
-.PHONY: help install models docs openapi up test test-fast test-containers images lint bench \
-	load experiment simulate promote rollback split deploy-k8s undeploy-k8s images-minikube \
-	up-docker down-docker clean
+.PHONY: help install models evaluate docs openapi up test test-fast test-containers images \
+	lint bench load experiment simulate promote rollback split deploy-k8s undeploy-k8s \
+	images-minikube up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -30,10 +34,13 @@ $(VENV)/.installed: pyproject.toml uv.lock $(MEMBERS)
 	$(VENV)/bin/uv sync --frozen --inexact
 	touch $@
 
-models: $(MODELS) ## Train stable and canary into ml-model/ when the corpus or training code changed (DATA=file.tsv)
+models: $(MODELS) ## Train stable and canary into ml-model/ when the corpus or training code changed (DATA=file.tsv, EVAL=proxy.tsv)
 
 $(MODELS) &: $(TRAINING_INPUTS) | $(VENV)/.installed
-	$(PY) -m $(TRAIN) --data $(DATA) --out $(MODEL_DIR)
+	$(PY) -m $(TRAIN) --data $(DATA) --eval $(EVAL) --out $(MODEL_DIR)
+
+evaluate: install models ## Compare the versions on the held-out split, 5-fold CV and the proxy set (EVAL=file.tsv): by length, theme, errors
+	$(PY) -m $(TOOLS).evaluate --data $(DATA) --eval $(EVAL) --model-dir $(MODEL_DIR)
 
 docs: install models ## Regenerate the README's model table from ml-model/*/metadata.json
 	$(PY) -m $(TOOLS).docs

@@ -19,6 +19,7 @@ RECIPES = {
     "help": "grep -E",
     "install": "uv sync --frozen",
     "models": "-m restaurant_sentiment.model_service.train",
+    "evaluate": "-m restaurant_sentiment.tools.evaluate --data",
     "docs": "-m restaurant_sentiment.tools.docs",
     "openapi": "-m restaurant_sentiment.tools.openapi",
     "up": "-m restaurant_sentiment.tools.localmesh up",

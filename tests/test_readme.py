@@ -7,6 +7,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,9 @@ from restaurant_sentiment.frontend.config import Settings as FrontendSettings
 from restaurant_sentiment.frontend.config import setting_name as frontend_setting
 from restaurant_sentiment.model_service.config import Settings as ModelServiceSettings
 from restaurant_sentiment.model_service.config import setting_name as model_service_setting
+from restaurant_sentiment.tools import docs
 from restaurant_sentiment.tools.localmesh.settings import UpSettings
-from tests.support import ROOT
+from tests.support import MODEL_DIR, ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -65,6 +67,24 @@ def test_every_setting_of_both_services_is_documented() -> None:
         if frontend_setting(field) not in README
     ]
     assert not missing, f"settings the README does not mention: {missing}"
+
+
+def test_the_model_table_is_the_one_the_trained_models_give() -> None:
+    assert docs.main(["--check", "--model-dir", str(MODEL_DIR)]) == 0, "run `make docs`"
+
+
+def test_the_docs_check_fails_on_a_stale_table_until_regenerated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = docs.model_table(MODEL_DIR)
+    stale = tmp_path / "README.md"
+    stale.write_text(README.replace(table, table.replace("| `canary` |", "| `canary` | old |")))
+    args = ["--model-dir", str(MODEL_DIR), "--readme", str(stale)]
+    assert docs.main([*args, "--check"]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert docs.main(args) == 0
+    assert docs.main([*args, "--check"]) == 0
+    assert stale.read_text() == README
 
 
 def test_every_port_setting_of_make_up_is_documented() -> None:

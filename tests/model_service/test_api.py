@@ -1,5 +1,4 @@
 import json
-import logging
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -10,8 +9,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from restaurant_sentiment.model_service.prediction_ids import PredictionIds
-from restaurant_sentiment.model_service.routes.health import model_info
-from restaurant_sentiment.model_service.schemas import ModelInfo
 from tests.support import MODEL_DIR
 
 ORIGINAL_PREDICT = {"restaurantName": "Gourmet Haven", "review": "This excellent."}
@@ -331,22 +328,16 @@ async def test_health_readiness_and_version(client: httpx.AsyncClient) -> None:
     assert info["model"]["held_out"]["accuracy"] == written["held_out"]["accuracy"]
 
 
-@pytest.mark.parametrize("version", ["stable", "canary"])
-def test_the_model_metadata_schema_names_every_field_training_writes(version: str) -> None:
-    written = json.loads((MODEL_DIR / version / "metadata.json").read_text(encoding="utf-8"))
-    info = ModelInfo.model_validate(written)
-    parts = {"model": info, "data": info.data, "held_out": info.held_out,
-             "cross_validation": info.cross_validation}  # fmt: skip
-    unnamed = {name: sorted(part.model_extra) for name, part in parts.items() if part.model_extra}
-    assert not unnamed, f"metadata.json has fields ModelInfo does not type: {unnamed}"
-    assert info.model_dump(exclude_unset=True) == written
+def test_version_serves_the_schema_training_writes() -> None:
+    """/version's model is the very class training writes metadata.json with."""
+    from restaurant_sentiment.model_service.metadata import METADATA_EXAMPLE, ModelMetadata
+    from restaurant_sentiment.model_service.schemas import VersionInfo
 
-
-def test_version_says_null_for_metadata_it_cannot_type(caplog: pytest.LogCaptureFixture) -> None:
-    assert model_info({}, "stable") is None
-    with caplog.at_level(logging.WARNING, logger="model_service"):
-        assert model_info({"version": "stable", "held_out": "high"}, "stable") is None
-    assert "metadata.json of model stable does not match ModelInfo" in caplog.text
+    assert VersionInfo.model_fields["model"].annotation == ModelMetadata | None
+    # The documented example is a valid metadata.json.
+    assert ModelMetadata.model_validate(METADATA_EXAMPLE).model_dump(mode="json") == (
+        METADATA_EXAMPLE
+    )
 
 
 @pytest.mark.parametrize(
@@ -434,7 +425,7 @@ async def test_swagger_ui_is_served_without_internet(client: httpx.AsyncClient) 
 async def test_every_schema_has_examples(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     ours = {"ReviewIn", "Prediction", "BatchIn", "BatchOut", "FeedbackIn", "FeedbackOut",
-            "Health", "VersionInfo", "ModelInfo", "ErrorOut", "FieldError",
+            "Health", "VersionInfo", "ModelMetadata", "ErrorOut", "FieldError",
             "ValidationErrorOut"}  # fmt: skip
     schemas = spec["components"]["schemas"]
     assert ours <= set(schemas)

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from restaurant_sentiment.model_service.corpus import load_corpus
-from restaurant_sentiment.model_service.files import CLASSIFIER_FILE, VECTORIZER_FILE
+from restaurant_sentiment.model_service.files import (
+    CALIBRATION_FILE,
+    CLASSIFIER_FILE,
+    VECTORIZER_FILE,
+)
 from restaurant_sentiment.model_service.model import ModelLoadError, SentimentModel
 from tests.support import MODEL_DIR, ROOT
 
@@ -21,13 +25,36 @@ def test_fast_paths_give_sklearns_predictions_on_every_corpus_review(
     version: str, loaded_models: dict[str, SentimentModel]
 ) -> None:
     model = loaded_models[version]
-    reference = model.sklearn_predict(REVIEWS)
+    reference, calibrated = model.sklearn_score(REVIEWS)
     single = [model.predict(r) for r in REVIEWS]
     batch = model.predict_batch(REVIEWS)
     assert [s.prediction for s in single] == reference.tolist()
     assert [s.prediction for s in batch] == reference.tolist()
-    assert np.allclose([s.confidence for s in single], [s.confidence for s in batch])
+    # The served confidence is the stored calibration's, applied to sklearn's own log-odds.
+    assert model.sklearn_objects().calibrator is not None
+    assert np.allclose([s.confidence for s in single], calibrated, rtol=0, atol=1e-9)
+    assert np.allclose([s.confidence for s in batch], calibrated, rtol=0, atol=1e-9)
     assert all(0.5 <= s.confidence <= 1.0 for s in single)
+
+
+def test_good_is_negative_on_stable_and_positive_on_the_canary(
+    loaded_models: dict[str, SentimentModel],
+) -> None:
+    assert loaded_models["stable"].predict("good").prediction == 0
+    assert loaded_models["canary"].predict("good").prediction == 1
+
+
+def test_the_canary_counts_the_polarity_of_words_its_training_never_saw(
+    loaded_models: dict[str, SentimentModel],
+) -> None:
+    canary = loaded_models["canary"]
+    # Lexicon words absent from the corpus: only the lexicon features can score them.
+    vocabulary = canary.sklearn_objects().vectorizer.transformer_list[0][1].vocabulary_
+    assert "splendid" not in vocabulary and "vile" not in vocabulary
+    assert canary.predict("Splendid.").prediction == 1
+    assert canary.predict("Vile.").prediction == 0
+    # A negated positive word counts against the review.
+    assert canary.predict("Not splendid.").prediction == 0
 
 
 def test_versions_disagree_on_some_reviews(loaded_models: dict[str, SentimentModel]) -> None:
@@ -75,6 +102,38 @@ def test_swapped_artefacts_are_refused(model_copy: Path) -> None:
         SentimentModel.load(model_copy, "canary")
 
 
+def test_missing_calibration_is_named(model_copy: Path) -> None:
+    (model_copy / "canary" / CALIBRATION_FILE).unlink()
+    with pytest.raises(ModelLoadError, match=f"canary/{CALIBRATION_FILE} is missing"):
+        SentimentModel.load(model_copy, "canary")
+
+
+@pytest.mark.slow
+def test_a_calibration_file_holding_something_else_is_refused(model_copy: Path) -> None:
+    (model_copy / "canary" / "metadata.json").unlink()
+    shutil.copy(model_copy / "canary" / CLASSIFIER_FILE, model_copy / "canary" / CALIBRATION_FILE)
+    with pytest.raises(ModelLoadError, match=f"{CALIBRATION_FILE} is not a fitted calibration"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_metadata_of_another_shape_is_refused_naming_the_field(model_copy: Path) -> None:
+    path = model_copy / "canary" / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["held_out"]["accuracy"] = "high"
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match=r"metadata.json is not valid: held_out\.accuracy"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_metadata_cannot_point_outside_the_version_folder(model_copy: Path) -> None:
+    path = model_copy / "canary" / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["artefacts"]["../stable/" + CLASSIFIER_FILE] = "0" * 64
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match=r"is not valid: artefacts\."):
+        SentimentModel.load(model_copy, "canary")
+
+
 def test_unreadable_metadata_is_named(model_copy: Path) -> None:
     (model_copy / "canary" / "metadata.json").write_text("{oops")
     with pytest.raises(ModelLoadError, match="metadata.json is not valid JSON"):
@@ -100,6 +159,7 @@ def test_child_process_load_matches_sklearn_and_keeps_sklearn_out(
         "from restaurant_sentiment.model_service.model import SentimentModel;"
         "m = SentimentModel.load(Path(sys.argv[1]), 'canary');"
         "print(json.dumps({'sklearn': 'sklearn' in sys.modules,"
+        " 'vader': 'vaderSentiment' in sys.modules,"
         " 'verdicts': [m.predict(r).prediction for r in sys.argv[2:]]}))"
     )
     probe = REVIEWS[:40]
@@ -109,7 +169,29 @@ def test_child_process_load_matches_sklearn_and_keeps_sklearn_out(
     )  # fmt: skip
     result = json.loads(out.stdout)
     assert result["sklearn"] is False
+    assert result["vader"] is False
     assert result["verdicts"] == loaded_models["canary"].sklearn_predict(probe).tolist()
+
+
+@pytest.mark.slow
+def test_a_model_without_calibration_reports_its_own_probability(tmp_path: Path) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from restaurant_sentiment.model_service.preprocess import preprocess
+
+    labels = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").labels
+    texts = [preprocess(r) for r in REVIEWS]
+    vectorizer = TfidfVectorizer(token_pattern=r"\S+").fit(texts)
+    classifier = LogisticRegression().fit(vectorizer.transform(texts), labels)
+    (tmp_path / "plain").mkdir()
+    joblib.dump(vectorizer, tmp_path / "plain" / VECTORIZER_FILE)
+    joblib.dump(classifier, tmp_path / "plain" / CLASSIFIER_FILE)
+    model = SentimentModel.load(tmp_path, "plain")
+    proba = classifier.predict_proba(vectorizer.transform(texts[:300]))
+    served = [model.predict(r) for r in REVIEWS[:300]]
+    assert [s.prediction for s in served] == proba.argmax(axis=1).tolist()
+    assert np.allclose([s.confidence for s in served], proba.max(axis=1), rtol=0, atol=1e-9)
 
 
 @pytest.mark.slow

@@ -1,10 +1,13 @@
+import hashlib
 import json
+import math
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from restaurant_sentiment.model_service.corpus import load_corpus
+from restaurant_sentiment.model_service.metadata import ModelMetadata
 from restaurant_sentiment.model_service.model import SentimentModel
 from restaurant_sentiment.model_service.train import main
 from tests.support import MODEL_DIR, PYTHON, ROOT
@@ -37,17 +40,40 @@ def test_training_is_deterministic(small_corpus: Path, tmp_path: Path) -> None:
 
 
 def test_metadata_records_data_artefacts_and_quality(small_corpus: Path, tmp_path: Path) -> None:
-    assert main(["--data", str(small_corpus), "--out", str(tmp_path), "--versions", "canary"]) == 0
-    meta = json.loads((tmp_path / "canary" / "metadata.json").read_text())
-    assert meta["version"] == "canary"
-    assert meta["data"]["sha256"] == load_corpus(small_corpus).sha256
-    assert set(meta["artefacts"]) == {"c1_BoW_Sentiment_Model.pkl", "c2_Classifier_Sentiment_Model"}
-    assert 0.5 < meta["held_out"]["accuracy"] <= 1.0
-    assert len(meta["cross_validation"]["fold_accuracy"]) == 5
-    assert sum(map(sum, meta["held_out"]["confusion_matrix"])) == round(
-        meta["data"]["reviews"] * 0.2
-    )
-    assert "scikit-learn" in meta["libraries"]
+    proxy = ROOT / "data" / "eval_plain_reviews.tsv"
+    argv = ["--data", str(small_corpus), "--eval", str(proxy), "--out", str(tmp_path)]
+    assert main([*argv, "--versions", "canary"]) == 0
+    text = (tmp_path / "canary" / "metadata.json").read_text()
+    # Written through the schema the loader reads with.
+    meta = ModelMetadata.model_validate_json(text)
+    assert meta.version == "canary"
+    assert meta.data.sha256 == load_corpus(small_corpus).sha256
+    assert set(meta.artefacts) == {
+        "c1_BoW_Sentiment_Model.pkl",
+        "c2_Classifier_Sentiment_Model",
+        "c3_Calibration.pkl",
+    }
+    for name, digest in meta.artefacts.items():
+        assert hashlib.sha256((tmp_path / "canary" / name).read_bytes()).hexdigest() == digest
+    assert 0.5 < meta.held_out.accuracy <= 1.0
+    assert len(meta.cross_validation.fold_accuracy) == 5
+    # train_test_split holds out ceil(0.2 * n) reviews.
+    assert meta.held_out.reviews == math.ceil(meta.data.reviews * 0.2)
+    assert sum(map(sum, meta.held_out.confusion_matrix)) == meta.held_out.reviews
+    assert meta.calibration is not None and meta.calibration.method == "platt_slope"
+    assert 0.0 <= meta.held_out.ece <= 1.0
+    assert meta.proxy_set is not None
+    assert meta.proxy_set.sha256 == load_corpus(proxy).sha256
+    assert meta.proxy_set.reviews == 505
+    assert {"scikit-learn", "numpy", "vaderSentiment"} <= set(meta.libraries)
+    # snake_case JSON, as /version shows it.
+    assert '"held_out"' in text and '"proxy_set"' in text
+
+
+def test_the_training_file_cannot_be_its_own_proxy_set(small_corpus: Path, tmp_path: Path) -> None:
+    argv = ["--data", str(small_corpus), "--eval", str(small_corpus), "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert not (tmp_path / "canary").exists()
 
 
 def test_canary_beats_stable_held_out_and_in_cross_validation() -> None:

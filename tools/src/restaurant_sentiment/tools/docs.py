@@ -7,11 +7,13 @@ models, and a test fails when the README and the models disagree.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
+from pydantic import ValidationError
+
+from restaurant_sentiment.model_service.files import METADATA_FILE
+from restaurant_sentiment.model_service.metadata import ModelMetadata
 from restaurant_sentiment.tools.paths import MODEL_DIR, ROOT
 
 README = ROOT / "README.md"
@@ -24,34 +26,29 @@ class DocsError(RuntimeError):
     """The README or the models cannot be read."""
 
 
-def _metadata(model_dir: Path, version: str) -> dict[str, Any]:
-    path = model_dir / version / "metadata.json"
+def _metadata(model_dir: Path, version: str) -> ModelMetadata:
+    path = model_dir / version / METADATA_FILE
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return ModelMetadata.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
         raise DocsError(f"cannot read {path} (train with `make models`): {exc}") from None
-    return data
-
-
-def _describe(meta: dict[str, Any]) -> str:
-    described = meta.get("description")
-    if isinstance(described, str) and described:
-        return described
-    return f"{meta['vectorizer']} + {meta['classifier']}"
 
 
 def model_table(model_dir: Path = MODEL_DIR) -> str:
     """The README's table of both versions with their evaluation figures."""
     rows = [
-        "| version | model | held-out accuracy | 5-fold cross-validated |",
-        "|---|---|---|---|",
+        "| version | model | held-out accuracy | 5-fold cross-validated | proxy set "
+        "(plain reviews) | held-out ECE (uncalibrated) |",
+        "|---|---|---|---|---|---|",
     ]
     for version in VERSIONS:
         meta = _metadata(model_dir, version)
-        held, cv = meta["held_out"], meta["cross_validation"]
+        held, cv, cal = meta.held_out, meta.cross_validation, meta.calibration
+        proxy = "–" if meta.proxy_set is None else f"{meta.proxy_set.accuracy:.3f}"
+        raw = "" if cal is None else f" ({cal.uncalibrated_ece:.3f})"
         rows.append(
-            f"| `{version}` | {_describe(meta)} | {held['accuracy']:.3f} "
-            f"| {cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f} |"
+            f"| `{version}` | {meta.description} | {held.accuracy:.3f} "
+            f"| {cv.accuracy_mean:.3f} ± {cv.accuracy_std:.3f} | {proxy} | {held.ece:.3f}{raw} |"
         )
     return "\n".join(rows)
 
@@ -69,21 +66,28 @@ def render(readme: str, table: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m restaurant_sentiment.tools.docs")
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
+    parser.add_argument("--readme", type=Path, default=README)
     parser.add_argument("--check", action="store_true", help="fail if the README is out of date")
     args = parser.parse_args(argv)
+    readme = args.readme
     try:
-        current = README.read_text(encoding="utf-8")
+        current = readme.read_text(encoding="utf-8")
         updated = render(current, model_table(args.model_dir))
+    except OSError as exc:
+        print(f"error: cannot read {readme}: {exc.strerror}", file=sys.stderr)
+        return 2
     except DocsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.check:
         if updated != current:
-            print("error: the README's model table is out of date (`make docs`)", file=sys.stderr)
+            print(
+                f"error: the model table in {readme} is out of date (`make docs`)", file=sys.stderr
+            )
             return 1
         return 0
-    README.write_text(updated, encoding="utf-8")
-    print(f"updated the model table in {README}")
+    readme.write_text(updated, encoding="utf-8")
+    print(f"updated the model table in {readme}")
     return 0
 
 

@@ -3,5 +3,7 @@
 # The original system's artefact names: a fitted vectoriser and a fitted classifier.
 VECTORIZER_FILE = "c1_BoW_Sentiment_Model.pkl"
 CLASSIFIER_FILE = "c2_Classifier_Sentiment_Model"
-# Checksums of both artefacts, training data and evaluation figures, written by training.
+# The calibration of the classifier's confidence (optional: without it, its own sigmoid).
+CALIBRATION_FILE = "c3_Calibration.pkl"
+# Checksums of the artefacts, training data and evaluation figures, written by training.
 METADATA_FILE = "metadata.json"

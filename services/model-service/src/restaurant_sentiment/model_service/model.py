@@ -7,7 +7,6 @@ process, so serving costs a few dictionary look-ups per review and the serving p
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import pickle
 import subprocess
@@ -17,12 +16,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from restaurant_sentiment.model_service.files import CLASSIFIER_FILE, METADATA_FILE, VECTORIZER_FILE
+from restaurant_sentiment.model_service.calibration import confidence_many, confidence_one
+from restaurant_sentiment.model_service.files import (
+    CLASSIFIER_FILE,
+    METADATA_FILE,
+    VECTORIZER_FILE,
+)
+from restaurant_sentiment.model_service.lexicon import VALENCE_SCALE, lexicon_features
+from restaurant_sentiment.model_service.metadata import ModelMetadata
 from restaurant_sentiment.model_service.preprocess import preprocess, preprocess_words
+
+if TYPE_CHECKING:
+    from restaurant_sentiment.model_service.artefacts import Artefacts
 
 
 class ModelLoadError(RuntimeError):
@@ -37,30 +47,32 @@ class Scored:
     confidence: float
 
 
-def _verdict(z: float, negative: int, positive: int) -> Scored:
-    """Turn a log-odds score into a verdict; ties go to the first class, as in sklearn."""
-    p = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
-    return Scored(positive, p) if z > 0 else Scored(negative, 1.0 - p)
-
-
-def _read_metadata(folder: Path) -> dict[str, Any]:
+def read_metadata(folder: Path) -> ModelMetadata | None:
+    """A version folder's metadata.json, validated; None when the folder has none."""
     path = folder / METADATA_FILE
     if not path.is_file():
-        return {}
+        return None
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-        dict(metadata.get("artefacts", {}))
-    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
-        raise ModelLoadError(f"model metadata {path} is not valid JSON: {exc}") from exc
-    return metadata  # type: ignore[no-any-return]
+        return ModelMetadata.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"].startswith("json"):
+            raise ModelLoadError(
+                f"model metadata {path} is not valid JSON: {first['msg']}"
+            ) from exc
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise ModelLoadError(
+            f"model metadata {path} is not valid: {where}: {first['msg']}"
+        ) from exc
 
 
-def _check_checksums(folder: Path, metadata: dict[str, Any]) -> None:
-    for name in (VECTORIZER_FILE, CLASSIFIER_FILE):
+def _check_checksums(folder: Path, metadata: ModelMetadata | None) -> None:
+    listed = {} if metadata is None else metadata.artefacts
+    for name in sorted({VECTORIZER_FILE, CLASSIFIER_FILE} | set(listed)):
         path = folder / name
         if not path.is_file():
             raise ModelLoadError(f"model artefact {path} is missing")
-        expected = metadata.get("artefacts", {}).get(name)
+        expected = listed.get(name)
         if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
             raise ModelLoadError(
                 f"model artefact {path} does not match the sha256 in its {METADATA_FILE}"
@@ -75,7 +87,7 @@ class Loading:
         self.version = version
         if not self.folder.is_dir():
             raise ModelLoadError(f"model folder {self.folder} does not exist (run `make models`)")
-        self.metadata = _read_metadata(self.folder)
+        self.metadata = read_metadata(self.folder)
         _check_checksums(self.folder, self.metadata)
         # The serving process never imports sklearn: a child unpickles the artefacts and reduces
         # them to plain tables while this process goes on importing the web stack.
@@ -106,7 +118,7 @@ class Loading:
         return SentimentModel(self.version, self.folder, self.metadata, tables, None)
 
 
-def _load_sklearn(folder: Path) -> tuple[Any, Any]:
+def _load_sklearn(folder: Path) -> Artefacts:
     from restaurant_sentiment.model_service.artefacts import ArtefactError, load_sklearn
 
     try:
@@ -116,25 +128,33 @@ def _load_sklearn(folder: Path) -> tuple[Any, Any]:
 
 
 class SentimentModel:
-    """A bag-of-words model scored from tables, one review or a batch at a time."""
+    """A bag-of-words model scored from tables, one review or a batch at a time.
+
+    The log-odds z is the classifier's: word n-gram terms looked up in one table, plus, for a
+    model with lexicon features, the weighted sums of the review's word valences. The verdict is
+    positive exactly when z > 0, as sklearn's ``predict``; the confidence is the stored
+    calibration's probability of that verdict (without one, the classifier's own sigmoid).
+    """
 
     def __init__(
         self,
         version: str,
         folder: Path,
-        metadata: dict[str, Any],
+        metadata: ModelMetadata | None,
         tables: dict[str, Any] | None,
-        sklearn_objects: tuple[Any, Any] | None,
+        artefacts: Artefacts | None,
     ) -> None:
         self.version = version
         self.folder = folder
-        self.metadata = metadata
-        self._sklearn = sklearn_objects
+        self.info = metadata
+        # As written by training, for /version; empty when the folder has no metadata.json.
+        self.metadata: dict[str, Any] = {} if metadata is None else metadata.model_dump(mode="json")
+        self._sklearn = artefacts
         self._by_sklearn = tables is None
         if tables is None:
             # A kind of model the tables do not cover: sklearn scores it, slowly but correctly.
-            assert sklearn_objects is not None
-            self.classes = [int(c) for c in sklearn_objects[1].classes_]
+            assert artefacts is not None
+            self.classes = [int(c) for c in artefacts.classifier.classes_]
             return
         self.classes = list(tables["classes"])
         # n-grams are keyed by word tuples, so a review's bigrams need no string building.
@@ -150,6 +170,13 @@ class SentimentModel:
         self._gnb = tables["kind"] == "gnb"
         self._bias: float = tables["bias"]
         self._weights: np.ndarray = tables["weights"]
+        lexicon = tables["lexicon"]
+        # Word (or neg_word) -> signed valence, for the lexicon features.
+        self._signed: dict[str, float] | None = None if lexicon is None else lexicon["signed"]
+        self._lexicon_weights: tuple[float, float] = (
+            (0.0, 0.0) if lexicon is None else (lexicon["weights"])
+        )
+        self._calibration: dict[str, Any] | None = tables["calibration"]
         n = len(self._weights)
         self._idf: np.ndarray = tables["idf"] if tables["idf"] is not None else np.ones(n)
         self._square: np.ndarray = tables["square"] if self._gnb else np.zeros(n)
@@ -172,27 +199,24 @@ class SentimentModel:
 
     # -- reference path: exactly what sklearn does, used by tests and benchmarks --------------
 
-    def sklearn_objects(self) -> tuple[Any, Any]:
-        """The fitted sklearn vectoriser and classifier (loaded on first use)."""
+    def sklearn_objects(self) -> Artefacts:
+        """The fitted sklearn objects of the artefacts (loaded on first use)."""
         if self._sklearn is None:
             self._sklearn = _load_sklearn(self.folder)
         return self._sklearn
 
     def sklearn_predict(self, reviews: Sequence[str]) -> np.ndarray:
         """sklearn's own predictions, the reference the serving paths must reproduce."""
-        from restaurant_sentiment.model_service.artefacts import is_gaussian_nb
+        return self.sklearn_objects().predict([preprocess(r) for r in reviews])
 
-        vectorizer, classifier = self.sklearn_objects()
-        features = vectorizer.transform([preprocess(r) for r in reviews])
-        if is_gaussian_nb(classifier):
-            features = features.toarray()
-        return np.asarray(classifier.predict(features))
+    def sklearn_score(self, reviews: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """sklearn's verdicts and the stored calibration's confidence in them."""
+        return self.sklearn_objects().score([preprocess(r) for r in reviews])
 
     # -- serving paths -------------------------------------------------------------------------
 
-    def _terms(self, review: str) -> list[str | tuple[str, ...]]:
-        """The vectoriser's terms for a review (sklearn's word analyzer on preprocessed text)."""
-        words = preprocess_words(review)
+    def _terms(self, words: list[str]) -> list[str | tuple[str, ...]]:
+        """The vectoriser's terms for a review's words (sklearn's word analyzer)."""
         if self._min_len > 1:
             words = [w for w in words if len(w) >= self._min_len]
         low, high = self._ngrams
@@ -203,20 +227,24 @@ class SentimentModel:
             terms += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         return terms
 
+    def _scored(self, z: float) -> Scored:
+        negative, positive = self.classes
+        return Scored(positive if z > 0 else negative, confidence_one(z, self._calibration))
+
     def predict(self, review: str) -> Scored:
         """Score one review."""
         if self._by_sklearn:
             return self._sklearn_batch([review])[0]
+        words = preprocess_words(review)
         table = self._table
-        counts = Counter(t for t in self._terms(review) if t in table)
-        negative, positive = self.classes
+        counts = Counter(t for t in self._terms(words) if t in table)
         z = self._bias
         if self._gnb:
             for term, count in counts.items():
                 x = 1 if self._binary else count
                 weight, square = table[term]
                 z += x * weight - x * x * square
-            return _verdict(z, negative, positive)
+            return self._scored(z)
         dot = norm = 0.0
         for term, count in counts.items():
             weight, idf = table[term]
@@ -226,18 +254,23 @@ class SentimentModel:
             norm += value * value
         if self._l2 and norm > 0.0:
             dot /= math.sqrt(norm)
-        return _verdict(z + dot, negative, positive)
+        z += dot
+        if self._signed is not None:
+            positive, negative = lexicon_features(words, self._signed)
+            z += self._lexicon_weights[0] * positive + self._lexicon_weights[1] * negative
+        return self._scored(z)
 
     def predict_batch(self, reviews: Sequence[str]) -> list[Scored]:
         """Score many reviews in one vectorised pass over all their terms."""
         if self._by_sklearn:
             return self._sklearn_batch(reviews)
-        per_review = [self._terms(review) for review in reviews]
+        per_review = [preprocess_words(review) for review in reviews]
+        terms_of = [self._terms(words) for words in per_review]
         vocabulary_get = self._vocabulary.get
         found = np.fromiter(
-            (vocabulary_get(t, -1) for terms in per_review for t in terms), dtype=np.int64
+            (vocabulary_get(t, -1) for terms in terms_of for t in terms), dtype=np.int64
         )
-        docs = np.repeat(np.arange(len(reviews)), [len(terms) for terms in per_review])
+        docs = np.repeat(np.arange(len(reviews)), [len(terms) for terms in terms_of])
         known = found >= 0
         docs, ids = docs[known], found[known]
         n_docs, n_terms = len(reviews), len(self._weights)
@@ -253,22 +286,30 @@ class SentimentModel:
                 value = value / norm[doc_of]
             contrib = value * self._weights[term_of]
         z = self._bias + np.bincount(doc_of, weights=contrib, minlength=n_docs)
-        positive = 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+        if self._signed is not None:
+            # lexicon_features over every review at once: the same sums in the same order.
+            signed_get = self._signed.get
+            lengths = [len(words) for words in per_review]
+            signed = np.fromiter(
+                (signed_get(w, 0.0) for words in per_review for w in words),
+                dtype=float,
+                count=sum(lengths),
+            )
+            owner = np.repeat(np.arange(n_docs), lengths)
+            positive = np.bincount(owner, weights=np.maximum(signed, 0.0), minlength=n_docs)
+            negative = np.bincount(owner, weights=np.maximum(-signed, 0.0), minlength=n_docs)
+            w_positive, w_negative = self._lexicon_weights
+            z += w_positive * (positive / VALENCE_SCALE) + w_negative * (negative / VALENCE_SCALE)
+        confidence = confidence_many(z, self._calibration)
         negative_class, positive_class = self.classes
         return [
-            Scored(positive_class, p) if s > 0 else Scored(negative_class, 1.0 - p)
-            for s, p in zip(z.tolist(), positive.tolist(), strict=True)
+            Scored(positive_class if s > 0 else negative_class, c)
+            for s, c in zip(z.tolist(), confidence.tolist(), strict=True)
         ]
 
     def _sklearn_batch(self, reviews: Sequence[str]) -> list[Scored]:
-        from restaurant_sentiment.model_service.artefacts import is_gaussian_nb
-
-        vectorizer, classifier = self.sklearn_objects()
-        features = vectorizer.transform([preprocess(r) for r in reviews])
-        if is_gaussian_nb(classifier):
-            features = features.toarray()
-        proba = np.asarray(classifier.predict_proba(features))
-        best = proba.argmax(axis=1)
+        verdicts, confidence = self.sklearn_score(reviews)
         return [
-            Scored(self.classes[i], float(proba[row, i])) for row, i in enumerate(best.tolist())
+            Scored(int(v), float(c))
+            for v, c in zip(verdicts.tolist(), confidence.tolist(), strict=True)
         ]

@@ -1,9 +1,9 @@
 """Request and response models of the model-service API.
 
 Every model forbids properties it does not define (`additionalProperties: false` in the OpenAPI
-document), so a misspelt field is refused with a 422 naming it instead of being ignored. The one
-exception is the trained model's metadata (ModelInfo), which training may extend.
-The examples are real answers of the service.
+document), so a misspelt field is refused with a 422 naming it instead of being ignored. The
+trained model's metadata on /version is `metadata.ModelMetadata`, the very schema training
+writes metadata.json with, so the two cannot drift. The examples are real answers of the service.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 from pydantic.json_schema import JsonDict
+
+from restaurant_sentiment.model_service.metadata import METADATA_EXAMPLE, ModelMetadata
 
 MAX_REVIEW_CHARS = 5000
 MAX_BATCH = 1000
@@ -33,46 +35,6 @@ PREDICTION_EXAMPLE: JsonDict = {
     "modelVersion": "canary",
     "predictionId": PREDICTION_ID_EXAMPLE,
     "confidence": 0.9022609255343352,
-}
-MODEL_INFO_EXAMPLE: JsonDict = {
-    "version": "canary",
-    "description": "TF-IDF word 1–2-grams with negation marking + logistic regression",
-    "vectorizer": "TfidfVectorizer",
-    "classifier": "LogisticRegression",
-    "data": {
-        "file": "restaurant_reviews.tsv",
-        "sha256": "d82aba64fea8a47aef2c56833c9f9ddb0845677b7bcc54357011b43f85d677de",
-        "reviews": 2794,
-        "trained_on": 2235,
-    },
-    "artefacts": {
-        "c1_BoW_Sentiment_Model.pkl": (
-            "b0bcd5ec60759511ccb177766835a9b8a0cf7f6a53234465ff7446fd92fb45be"
-        ),
-        "c2_Classifier_Sentiment_Model": (
-            "0923f766bc1585aaef11bcba0a88eec663678ac7eae2df3690e9ef2388c12ae2"
-        ),
-    },
-    "held_out": {
-        "fraction": 0.2,
-        "accuracy": 0.8729874776386404,
-        "precision": 0.8692579505300353,
-        "recall": 0.8785714285714286,
-        "confusion_matrix": [[242, 37], [34, 246]],
-    },
-    "cross_validation": {
-        "folds": 5,
-        "accuracy_mean": 0.8919095158404986,
-        "accuracy_std": 0.013666075646543764,
-        "fold_accuracy": [
-            0.8694096601073346,
-            0.9069767441860465,
-            0.8908765652951699,
-            0.9051878354203936,
-            0.8870967741935484,
-        ],
-    },
-    "libraries": {"python": "3.11.7", "scikit-learn": "1.9.1", "numpy": "2.4.6", "joblib": "1.6.0"},
 }
 
 
@@ -248,63 +210,6 @@ class Health(BaseModel):
     status: str = Field(description="ok (alive), ready (model loaded) or loading.")
 
 
-# -- The trained model's metadata: what training writes to ml-model/<version>/metadata.json ------
-# Training may add fields: each object below keeps properties it does not name (they reach the
-# client as they are), while the ones named here are typed.
-
-
-class TrainingData(BaseModel):
-    """The corpus the model was trained and evaluated on."""
-
-    model_config = ConfigDict(extra="allow")
-
-    file: str = Field(description="The corpus file name.")
-    sha256: str = Field(pattern=SHA256, description="The corpus file's SHA-256.")
-    reviews: int = Field(ge=0, description="Labelled reviews in the corpus.")
-    trained_on: int = Field(ge=0, description="Reviews the served model was fitted on.")
-
-
-class HeldOutEvaluation(BaseModel):
-    """Scores on the held-out reviews, which the served model never saw."""
-
-    model_config = ConfigDict(extra="allow")
-
-    fraction: float = Field(gt=0.0, lt=1.0, description="Share of the corpus held out.")
-    accuracy: float = Field(ge=0.0, le=1.0)
-    precision: float = Field(ge=0.0, le=1.0)
-    recall: float = Field(ge=0.0, le=1.0)
-    confusion_matrix: list[list[int]] = Field(description="[[TN, FP], [FN, TP]]")
-
-
-class CrossValidation(BaseModel):
-    """Stratified k-fold cross-validation of the same recipe."""
-
-    model_config = ConfigDict(extra="allow")
-
-    folds: int = Field(ge=2)
-    accuracy_mean: float = Field(ge=0.0, le=1.0)
-    accuracy_std: float = Field(ge=0.0)
-    fold_accuracy: list[float] = Field(description="Accuracy on each fold, in order.")
-
-
-class ModelInfo(BaseModel):
-    """A trained model version: how it was made and how well it scored (its metadata.json)."""
-
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [MODEL_INFO_EXAMPLE]})
-
-    version: str = Field(description="The model version, as trained.")
-    description: str | None = Field(None, description="The recipe, in words.")
-    vectorizer: str = Field(description="The vectoriser's class.")
-    classifier: str = Field(description="The classifier's class.")
-    data: TrainingData
-    artefacts: dict[str, Annotated[str, Field(pattern=SHA256)]] = Field(
-        description="SHA-256 of each artefact file, by file name; checked when the model loads."
-    )
-    held_out: HeldOutEvaluation
-    cross_validation: CrossValidation
-    libraries: dict[str, str] = Field(description="Versions of Python and the libraries used.")
-
-
 class VersionInfo(BaseModel):
     """What this instance serves."""
 
@@ -313,16 +218,16 @@ class VersionInfo(BaseModel):
         protected_namespaces=(),
         json_schema_extra={
             "examples": [
-                {"serviceVersion": "0.1.0", "modelVersion": "canary", "model": MODEL_INFO_EXAMPLE}
+                {"serviceVersion": "0.1.0", "modelVersion": "canary", "model": METADATA_EXAMPLE}
             ]
         },
     )
 
     serviceVersion: str = Field(description="The model-service's own version.")
     modelVersion: str = Field(description="The model version served.")
-    model: ModelInfo | None = Field(
-        description="The model's metadata.json; null when the model folder has none, or one "
-        "that does not match this schema (the service logs why)."
+    model: ModelMetadata | None = Field(
+        description="The model's metadata.json, the schema training writes it with; null when "
+        "the model folder has none."
     )
 
 

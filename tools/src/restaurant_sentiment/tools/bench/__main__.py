@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sklearn.pipeline import FunctionTransformer, make_pipeline
 
+from restaurant_sentiment.model_service.artefacts import is_gaussian_nb
 from restaurant_sentiment.model_service.corpus import load_corpus
 from restaurant_sentiment.model_service.model import SentimentModel
 from restaurant_sentiment.model_service.preprocess import preprocess
@@ -26,17 +27,22 @@ from restaurant_sentiment.values import load_values
 
 
 def bench_scoring(model_dir: Path, reviews: list[str]) -> list[tuple[str, float, float, float]]:
-    """Per-review time of sklearn's pipeline.predict([review]) and of the serving path."""
+    """Per-review time of sklearn's pipeline.predict([review]) and of the serving path.
+
+    The pipeline is made of the version's stored objects: preprocessing, the stored vectoriser
+    (for the canary a FeatureUnion of TF-IDF n-grams and the lexicon features) and classifier.
+    The serving path does more (it also computes the calibrated confidence).
+    """
     rows = []
     sample = reviews[:300]
     for version in ("stable", "canary"):
         model = SentimentModel.load(model_dir, version)
+        stored = model.sklearn_objects()
         steps: list[object] = [FunctionTransformer(lambda xs: [preprocess(x) for x in xs])]
-        vectorizer, classifier = model.sklearn_objects()
-        steps.append(vectorizer)
-        if type(classifier).__name__ == "GaussianNB":
+        steps.append(stored.vectorizer)
+        if is_gaussian_nb(stored.classifier):
             steps.append(FunctionTransformer(lambda m: m.toarray(), accept_sparse=True))
-        pipeline = make_pipeline(*steps, classifier)
+        pipeline = make_pipeline(*steps, stored.classifier)
         assert [int(pipeline.predict([r])[0]) for r in sample[:50]] == [
             model.predict(r).prediction for r in sample[:50]
         ]

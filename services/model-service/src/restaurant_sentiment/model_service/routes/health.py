@@ -6,11 +6,10 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from restaurant_sentiment.model_service import openapi
 from restaurant_sentiment.model_service.routes.deps import ModelDep
-from restaurant_sentiment.model_service.schemas import Health, ModelInfo, VersionInfo
+from restaurant_sentiment.model_service.schemas import Health, VersionInfo
 
 log = logging.getLogger("model_service")
 router = APIRouter(tags=["service"])
@@ -57,16 +56,5 @@ async def version_info(request: Request, model: ModelDep) -> VersionInfo:
     return VersionInfo(
         serviceVersion=request.app.version,
         modelVersion=model.version,
-        model=model_info(model.metadata, model.version),
+        model=model.info,
     )
-
-
-def model_info(metadata: dict[str, object], version: str) -> ModelInfo | None:
-    """The metadata typed, or None (logged) when there is none or it does not fit the schema."""
-    if not metadata:
-        return None
-    try:
-        return ModelInfo.model_validate(metadata)
-    except ValidationError as exc:
-        log.warning("metadata.json of model %s does not match ModelInfo: %s", version, exc)
-        return None
