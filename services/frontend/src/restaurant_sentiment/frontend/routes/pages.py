@@ -147,13 +147,6 @@ async def restaurant_page(
     return response
 
 
-@router.get("/restaurants/{slug}/reviews", include_in_schema=False)
-@router.get("/restaurants/{slug}/feedback", include_in_schema=False)
-async def back_to_restaurant(restaurant: RestaurantDep) -> RedirectResponse:
-    """A bookmarked or revisited post address leads back to the restaurant's page."""
-    return RedirectResponse(f"/restaurants/{restaurant.slug}", status_code=303)
-
-
 @router.post("/restaurants/{slug}/reviews", response_class=HTMLResponse)
 async def submit_review(
     request: Request,
@@ -257,6 +250,15 @@ async def submit_feedback(
     response = render(request, templates, htmx, "_feedback.html", "restaurant.html", context, 200)
     relay_cookies(response, reply.cookies, settings)
     return response
+
+
+# After the posts: a 405's Allow header names the methods of the first route with the path, and
+# that must stay POST, the method the forms use.
+@router.get("/restaurants/{slug}/reviews", include_in_schema=False)
+@router.get("/restaurants/{slug}/feedback", include_in_schema=False)
+async def back_to_restaurant(restaurant: RestaurantDep) -> RedirectResponse:
+    """A bookmarked or revisited post address leads back to the restaurant's page."""
+    return RedirectResponse(f"/restaurants/{restaurant.slug}", status_code=303)
 
 
 def render(
