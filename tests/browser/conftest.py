@@ -30,12 +30,14 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def frontend_process(model_service_url: str, *extra: str) -> Iterator[str]:
+def frontend_process(
+    model_service_url: str, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """`python -m frontend` on a free port; yields its base URL."""
     port = free_port()
     args = frontend_args(port, model_service_url)
     args += ["--log-level", "warning", *extra]
-    with running(args, f"http://127.0.0.1:{port}/healthz", timeout=60):
+    with running(args, f"http://127.0.0.1:{port}/healthz", env=env, timeout=60):
         yield f"http://127.0.0.1:{port}"
 
 

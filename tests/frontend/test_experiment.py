@@ -106,7 +106,7 @@ async def test_page_shows_bars_intervals_counts_probability_and_decision() -> No
         low, high = rows[version]["whiskers"][0]
         assert low == pytest.approx(LABEL_WIDTH + PLOT_WIDTH * interval.low, abs=0.1)
         assert high == pytest.approx(LABEL_WIDTH + PLOT_WIDTH * interval.high, abs=0.1)
-        assert re.search(rf'<tr data-version="{version}">.*?<td class="feedback-count">'
+        assert re.search(rf'<tr [^>]*data-version="{version}">.*?<td [^>]*class="feedback-count">'
                          rf"{feedback}</td>", page, re.S), version  # fmt: skip
     assert re.search(r'<p class="decision__value">PROMOTE</p>', page)
     assert "canary is better: P(canary better) = 1.000" in page

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
+from restaurant_sentiment.frontend.routes.pages import CONFIDENCE_BANDS, confidence_band
 from tests.frontend.conftest import HTML, HTMX, FakeModelService
 
 RESTAURANTS = {
@@ -76,7 +77,7 @@ async def test_restaurant_page_has_an_accessible_form_that_works_without_javascr
     response = await client.get("/restaurants/cafe-serendipity")
     assert response.status_code == 200
     page = elements(response.text)
-    [form] = page.find("form", action="/restaurants/cafe-serendipity/reviews")
+    [form] = page.find("form", action="/restaurants/cafe-serendipity/reviews#result")
     assert form["method"] == "post"
     assert form["hx-post"] == "/restaurants/cafe-serendipity/reviews"
     assert form["hx-indicator"] and page.find("span", id=form["hx-indicator"].lstrip("#"))
@@ -107,13 +108,15 @@ async def test_htmx_review_returns_the_verdict_fragment(
     assert response.status_code == 200
     assert "<html" not in response.text, "htmx gets only the fragment"
     assert GOOD in response.text and BAD not in response.text
-    assert "Lovely coffee" in response.text
+    assert '<blockquote class="verdict__review">Lovely coffee</blockquote>' in response.text
     assert re.search(r"model version <strong>canary</strong>", response.text)
+    assert "Our model is <strong>very sure</strong> about this." in response.text
+    assert not re.search(r"\d%", response.text), "no percentage that reads as a promise"
     assert upstream.requests[0].url.path == "/predict"
     assert upstream.json() == {"review": "Lovely coffee", "restaurantName": "Café Serendipity"}
     page = elements(response.text)
     [feedback] = page.find("form", id="feedback")
-    assert feedback["action"] == "/restaurants/cafe-serendipity/feedback"
+    assert feedback["action"] == "/restaurants/cafe-serendipity/feedback#result"
     assert page.find("input", name="predictionId", value="pred-1")
     assert page.find("input", name="prediction", value="1")
     assert page.find("button", name="accurate", value="true")
@@ -131,28 +134,43 @@ async def test_negative_verdict(client: httpx.AsyncClient, upstream: FakeModelSe
     assert upstream.json()["restaurantName"] == "Sizzle & Spice"
 
 
-async def test_plain_form_post_redirects_to_the_verdict(
+async def test_plain_form_post_answers_with_the_page_the_htmx_fragment_shows(
     client: httpx.AsyncClient, upstream: FakeModelService
 ):
-    response = await client.post("/restaurants/gourmet-haven/reviews", data={"review": "Superb"})
-    assert response.status_code == 303
-    location = response.headers["location"]
-    assert urlsplit(location).path == "/restaurants/gourmet-haven"
-    query = parse_qs(urlsplit(location).query)
-    assert query == {"prediction": ["1"], "version": ["canary"], "id": ["pred-1"]}
-    assert "Superb" not in location, "the review text stays out of URLs and logs"
-    page = await client.get(location)
-    assert page.status_code == 200
-    assert GOOD in page.text and "<strong>canary</strong>" in page.text
-    form = elements(page.text)
+    review = "Superb <b>tasting</b> menu"
+    response = await client.post("/restaurants/gourmet-haven/reviews", data={"review": review})
+    assert response.status_code == 200, "the page itself: no redirect carrying the review"
+    assert "<html" in response.text
+    assert GOOD in response.text and "<strong>canary</strong>" in response.text
+    escaped = "Superb &lt;b&gt;tasting&lt;/b&gt; menu"
+    assert f'<blockquote class="verdict__review">{escaped}</blockquote>' in response.text
+    assert "Our model is <strong>very sure</strong> about this." in response.text
+    fragment = await client.post(
+        "/restaurants/gourmet-haven/reviews", data={"review": review}, headers=HTMX
+    )
+    for shown in (GOOD, escaped, "very sure", "model version <strong>canary</strong>"):
+        assert shown in fragment.text and shown in response.text, shown
+    form = elements(response.text)
     [feedback] = form.find("form", id="feedback")
     assert feedback["method"] == "post"
     assert form.find("input", name="predictionId", value="pred-1")
     assert form.find("input", name="prediction", value="1")
     assert form.find("input", name="restaurant", value="gourmet-haven")
+    assert form.find("input", name="review", value=review)
+    assert form.find("input", name="confidence", value="0.93")
+    assert review not in response.text, "escaped everywhere, the hidden field too"
 
 
-async def test_feedback_sends_the_prediction_id_and_shows_the_accuracy(
+async def test_a_revisited_post_address_leads_back_to_the_restaurant(client: httpx.AsyncClient):
+    for path in ("reviews", "feedback"):
+        response = await client.get(f"/restaurants/sizzle-spice/{path}")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/restaurants/sizzle-spice"
+    unknown = await client.get("/restaurants/no-such-place/reviews", headers=HTML)
+    assert unknown.status_code == 404
+
+
+async def test_feedback_sends_the_prediction_id_and_thanks_without_the_running_accuracy(
     client: httpx.AsyncClient, upstream: FakeModelService
 ):
     form = {"predictionId": "pred-42", "prediction": "0", "modelVersion": "stable"}
@@ -168,13 +186,15 @@ async def test_feedback_sends_the_prediction_id_and_shows_the_accuracy(
         "predictionId": "pred-42",
     }
     assert "Thank you for your feedback!" in response.text
-    assert "87.5%" in response.text
+    assert "Sorry we got that one wrong." in response.text
+    assert "which version of our model reads reviews best" in response.text
+    assert "87.5" not in response.text and "accuracy" not in response.text
     page = elements(response.text)
     assert page.disabled_fieldsets() == 1, "both buttons are disabled after feedback"
     assert page.find("form", id="feedback"), "the fragment replaces the feedback form"
 
 
-async def test_plain_feedback_post_redirects_and_shows_thanks(
+async def test_plain_feedback_post_shows_the_whole_verdict_and_thanks(
     client: httpx.AsyncClient, upstream: FakeModelService
 ):
     upstream.accuracy = 0.5
@@ -183,14 +203,87 @@ async def test_plain_feedback_post_redirects_and_shows_thanks(
         "prediction": "1",
         "modelVersion": "canary",
         "accurate": "true",
+        "review": "Lovely <i>staff</i>",
+        "confidence": "0.8",
     }
-    response = await client.post("/restaurants/gourmet-haven/feedback", data=form)
-    assert response.status_code == 303
-    page = await client.get(response.headers["location"])
-    assert "Thank you for your feedback!" in page.text and "50.0%" in page.text
+    page = await client.post("/restaurants/gourmet-haven/feedback", data=form)
+    assert page.status_code == 200
+    assert "<html" in page.text
+    assert "Thank you for your feedback!" in page.text
+    assert "We are glad we read you right." in page.text
+    assert "50.0" not in page.text and "accuracy" not in page.text
     assert GOOD in page.text
+    assert '<blockquote class="verdict__review">Lovely &lt;i&gt;staff&lt;/i&gt;</blockquote>' in (
+        page.text
+    )
+    assert "Our model is <strong>fairly sure</strong> about this." in page.text
     assert elements(page.text).disabled_fieldsets() == 1
     assert upstream.json()["accurate"] is True
+    assert set(upstream.json()) == {"restaurantName", "accurate", "prediction", "predictionId"}
+
+
+@pytest.mark.parametrize(
+    ("carried", "shown"),
+    [
+        ({"confidence": "1.5", "review": "ok"}, {"review": True, "confidence": False}),
+        ({"confidence": "nan", "review": " "}, {"review": False, "confidence": False}),
+        ({"confidence": "abc", "review": "x" * 5001}, {"review": False, "confidence": False}),
+        ({"confidence": "0.55"}, {"review": False, "confidence": True}),
+    ],
+)
+async def test_feedback_shows_only_well_formed_carried_values(
+    client: httpx.AsyncClient, carried: dict[str, str], shown: dict[str, bool]
+):
+    form = {"predictionId": "p", "prediction": "0", "modelVersion": "stable", "accurate": "true"}
+    page = await client.post("/restaurants/gourmet-haven/feedback", data=form | carried)
+    assert page.status_code == 200
+    assert ('class="verdict__review"' in page.text) is shown["review"]
+    assert ("Our model is" in page.text) is shown["confidence"]
+
+
+@pytest.mark.parametrize(
+    ("confidence", "words"),
+    [
+        (1.0, "very sure"),
+        (0.9, "very sure"),
+        (0.8999, "fairly sure"),
+        (0.75, "fairly sure"),
+        (0.7, "not very sure"),
+        (0.6, "not very sure"),
+        (0.59, "unsure"),
+        (0.5, "unsure"),
+        (0.0, "unsure"),
+    ],
+)
+def test_confidence_bands(confidence: float, words: str):
+    band = confidence_band(confidence)
+    assert band is not None and band.words == words
+    assert "100%" not in band.words
+
+
+def test_confidence_bands_cover_zero_to_one_highest_first():
+    floors = [band.floor for band in CONFIDENCE_BANDS]
+    assert floors == sorted(floors, reverse=True) and floors[-1] == 0.0
+    assert confidence_band(None) is None
+    assert confidence_band(1.2) is None
+
+
+async def test_a_verdict_without_confidence_shows_no_confidence_words(
+    client: httpx.AsyncClient, upstream: FakeModelService
+):
+    def no_confidence(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={"prediction": 0, "modelVersion": "stable", "predictionId": "pred-9"},
+        )
+
+    upstream.override = no_confidence
+    response = await client.post(
+        "/restaurants/gourmet-haven/reviews", data={"review": "Meh"}, headers=HTMX
+    )
+    assert response.status_code == 200
+    assert BAD in response.text and "Our model is" not in response.text
+    assert 'name="confidence"' not in response.text
 
 
 async def test_empty_review_is_refused_without_calling_the_model_service(
@@ -224,17 +317,12 @@ async def test_malformed_feedback_is_refused_without_calling_the_model_service(
     assert upstream.requests == []
 
 
-async def test_forged_verdict_query_is_ignored(client: httpx.AsyncClient):
-    forged = "/restaurants/gourmet-haven?prediction=1&version=%3Cscript%3E&id=x"
+async def test_a_verdict_query_in_the_url_shows_no_verdict(client: httpx.AsyncClient):
+    forged = "/restaurants/gourmet-haven?prediction=1&version=%3Cscript%3E&id=x&feedback=accurate"
     response = await client.get(forged)
     assert response.status_code == 200
-    assert GOOD not in response.text
+    assert GOOD not in response.text and "Thank you" not in response.text
     assert "<script>" not in response.text.replace('<script src="/static/htmx', "")
-    bad_accuracy = (
-        "/restaurants/gourmet-haven?prediction=0&version=v1&id=x&feedback=accurate&accuracy=7"
-    )
-    page = await client.get(bad_accuracy)
-    assert BAD in page.text and "Thank you" not in page.text
 
 
 async def test_navigation_marks_the_current_page(client: httpx.AsyncClient):

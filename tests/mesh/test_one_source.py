@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,20 +120,41 @@ def test_envoyfilter_blocks_are_the_local_gateway_blocks(
     assert envoyfilter["metadata"]["namespace"] == (chart_gateway.get("namespace") or "shop")
 
 
-def test_envoyfilter_follows_changed_values() -> None:
-    overrides = {"rateLimit": {"requests": 5, "intervalSeconds": 10, "maxClients": 50}}
+@pytest.mark.parametrize(
+    ("requests", "interval", "wait"),
+    [(5, 10, "2 seconds"), (7, 10, "2 seconds"), (60, 60, "1 second"), (1, 90, "90 seconds")],
+)
+def test_envoyfilter_follows_changed_values(requests: int, interval: int, wait: str) -> None:
+    """Retry-After is the refill time of one token, rounded up, in Helm as in Python."""
+    overrides = {"rateLimit": {"requests": requests, "intervalSeconds": interval, "maxClients": 50}}
     docs = render_chart(overrides)
     raw = yaml.safe_load((CHART / "values.yaml").read_text())
     raw["rateLimit"] |= overrides["rateLimit"]
     changed = parse_values(raw)
     envoyfilter = only(docs, "EnvoyFilter", "-homepage-ratelimit")
-    assert _patch(envoyfilter, "HTTP_ROUTE")["patch"]["value"] == (
-        gateway.homepage_route_patch(changed)
-    )
-    assert "more than 5 times in 10 seconds" in str(_patch(envoyfilter, "NETWORK_FILTER"))
+    route = _patch(envoyfilter, "HTTP_ROUTE")["patch"]["value"]
+    assert route == gateway.homepage_route_patch(changed)
+    [header] = route["typed_per_filter_config"][gateway.LOCAL_RATELIMIT]["response_headers_to_add"]
+    assert header["header"] == {"key": "retry-after", "value": wait.split()[0]}
+    reply = _patch(envoyfilter, "NETWORK_FILTER")["patch"]["value"]
+    assert reply == gateway.local_reply_patch(changed)
+    page = reply["typed_config"]["local_reply_config"]["mappers"][0]["body"]["inline_string"]
+    assert f"more than {requests} times in {interval} seconds" in page
+    assert f'Please wait <span class="wait">{wait}</span>, then try again.' in page
+
+
+def test_envoyfilter_is_left_out_without_a_rate_limit() -> None:
     assert not [
         d for d in render_chart({"rateLimit": {"enabled": False}}) if d["kind"] == "EnvoyFilter"
     ]
+
+
+def test_the_429_page_is_filled_in_completely_and_safe_for_envoy(values: Values) -> None:
+    source = gateway.TOO_MANY_REQUESTS_PAGE.read_text(encoding="utf-8")
+    assert "%" not in source, "Envoy would read % in the body as a format directive"
+    assert {"${requests}", "${interval}", "${wait}"} <= set(re.findall(r"\$\{\w+\}", source))
+    page = gateway.too_many_requests_page(values.rate_limit)
+    assert "$" not in page
 
 
 @pytest.mark.slow

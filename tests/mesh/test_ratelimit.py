@@ -7,6 +7,8 @@ therefore two loopback source addresses, and an X-Forwarded-For header changes n
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import httpx
@@ -55,12 +57,35 @@ def test_21st_homepage_request_of_a_client_is_refused(app_gateway: str, values: 
     assert (
         f"more than {limit} times in {values.rate_limit.interval_seconds} seconds" in refused.text
     )
+    # 20 per 60 s: one token back every 3 s, said in the header and in the words.
+    assert refused.headers["retry-after"] == "3"
+    assert 'Please wait <span class="wait">3 seconds</span>, then try again.' in refused.text
+    # Styled like the app, by itself: no stylesheet, script or image to fetch.
+    assert '<meta name="viewport"' in refused.text and "<style>" in refused.text
+    assert set(re.findall(r'(?:src|href)="([^"]*)"', refused.text)) == {"/", "/experiment"}
+    assert all("retry-after" not in r.headers for r in answers), "only refusals say when"
     assert refused.headers["x-ratelimit-limit"] == str(limit)
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert int(refused.headers["x-ratelimit-reset"]) >= 1
 
     assert restaurant.status_code == 200
     assert "Gourmet Haven" in restaurant.text
+
+
+def test_a_client_that_waits_retry_after_seconds_gets_the_homepage_again(
+    app_gateway: str, values: Values
+) -> None:
+    limit = values.rate_limit.requests
+    with client(app_gateway, "127.0.0.8", values.hosts.app) as a:
+        statuses = [a.get("/").status_code for _ in range(limit + 1)]
+        assert statuses[-1] == 429
+        refused = a.get("/")
+        assert refused.status_code == 429
+        # The promise under test is a length of time, so the test waits exactly that long.
+        time.sleep(int(refused.headers["retry-after"]))
+        again = a.get("/")
+    assert again.status_code == 200
+    assert "Gourmet Haven" in again.text
 
 
 def test_another_client_is_not_affected(app_gateway: str, values: Values) -> None:

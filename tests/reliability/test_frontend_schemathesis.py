@@ -2,7 +2,7 @@
 
 The frontend serves no OpenAPI document (its pages are HTML), so the schema is generated from
 the app's own routes by FastAPI, with the answers the pages are meant to give: HTML pages and
-fragments, redirects after a no-JavaScript post, and HTML (or JSON) errors in the 4xx range.
+fragments, the whole page after a no-JavaScript post, and HTML (or JSON) errors in the 4xx range.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ PAGE_ANSWERS: dict[str, dict[str, Any]] = {
     "200": {"description": "the page", "content": HTML},
     "404": {"description": "unknown restaurant", "content": {**HTML, **JSON_DETAIL}},
 }
-# After a post: a fragment or a redirect to the verdict; a refusal explained in HTML.
+# After a post: the fragment or the page with the verdict; a refusal explained in HTML.
 POST_ANSWERS: dict[str, dict[str, Any]] = {
     **PAGE_ANSWERS,
-    "303": {"description": "to the verdict"},
     **{
         code: {"description": "refused, with the reason", "content": HTML}
         for code in ("400", "403", "409", "413", "422")

@@ -171,7 +171,7 @@ def test_header_injection_through_the_cookie_is_refused(
             data={"review": "Lovely."},
             headers={"cookie": f"model-service-version={value}"},
         )
-        assert response.status_code == 303
+        assert response.status_code == 200
         # Only a well-formed version cookie is ever set (`canary;evil=1` is simply `canary`).
         for cookie in response.headers.get_list("set-cookie"):
             assert re.fullmatch(r"model-service-version=(stable|canary); .*", cookie), cookie

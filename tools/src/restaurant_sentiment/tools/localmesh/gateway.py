@@ -7,11 +7,13 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import yaml
 
-from restaurant_sentiment.values import Values
+from restaurant_sentiment.tools.paths import CHART
+from restaurant_sentiment.values import RateLimit, Values
 from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 
 HCM = "envoy.filters.network.http_connection_manager"
@@ -32,16 +34,10 @@ DOWNSTREAM_CONNECTIONS_TYPE = (
 MAX_CONNECTIONS = 10000
 FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 
-# The same words the chart's EnvoyFilter template carries; a drift test compares the two.
-# No `%` in it: Envoy reads the body through a format string.
-TOO_MANY_REQUESTS_PAGE = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    "<title>Too many requests</title></head><body>"
-    "<h1>Slow down a little</h1>"
-    "<p>You have opened this page more than {requests} times in {interval} seconds.</p>"
-    "<p>Please wait a few seconds, then try again.</p>"
-    "</body></html>"
-)
+# The homepage's 429 page, with its own styles (Envoy serves it, not the frontend). The chart's
+# EnvoyFilter reads the same file and fills in the same ${requests}, ${interval} and ${wait};
+# a drift test compares the two. No `%` in it: Envoy reads the body through a format string.
+TOO_MANY_REQUESTS_PAGE = CHART / "files" / "too-many-requests.html"
 ACCESS_LOG_FORMAT = (
     '%REQ(:AUTHORITY)% "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%" %RESPONSE_CODE% '
     "%RESPONSE_FLAGS% -> %UPSTREAM_CLUSTER% %DURATION%ms client=%DOWNSTREAM_REMOTE_ADDRESS%\n"
@@ -122,6 +118,25 @@ def ratelimit_http_filter() -> dict[str, Any]:
     }
 
 
+def retry_after_seconds(limit: RateLimit) -> int:
+    """Seconds until a refused client has a token again, rounded up.
+
+    Envoy's token bucket refills continuously, one token every interval/requests seconds
+    (3 s at 20 per 60 s); a client is refused below one token, so this long always suffices.
+    """
+    return -(-limit.interval_seconds // limit.requests)
+
+
+def too_many_requests_page(limit: RateLimit) -> str:
+    """The 429 page for this limit, as the chart's template renders it."""
+    wait = retry_after_seconds(limit)
+    return Template(TOO_MANY_REQUESTS_PAGE.read_text(encoding="utf-8")).substitute(
+        requests=limit.requests,
+        interval=limit.interval_seconds,
+        wait=f"{wait} second" if wait == 1 else f"{wait} seconds",
+    )
+
+
 def homepage_route_patch(values: Values) -> dict[str, Any]:
     """HTTP_ROUTE MERGE on the `homepage` route: a token bucket per client address."""
     limit = values.rate_limit
@@ -147,6 +162,16 @@ def homepage_route_patch(values: Values) -> dict[str, Any]:
                 "max_dynamic_descriptors": limit.max_clients,
                 # Otherwise every client also drains the default bucket and the limit is global.
                 "always_consume_default_token_bucket": False,
+                # Added to refused answers only: when to come back.
+                "response_headers_to_add": [
+                    {
+                        "header": {
+                            "key": "retry-after",
+                            "value": str(retry_after_seconds(limit)),
+                        },
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                ],
             }
         }
     }
@@ -154,8 +179,7 @@ def homepage_route_patch(values: Values) -> dict[str, Any]:
 
 def local_reply_patch(values: Values) -> dict[str, Any]:
     """NETWORK_FILTER MERGE on the connection manager: a friendly HTML page for local 429s."""
-    limit = values.rate_limit
-    page = TOO_MANY_REQUESTS_PAGE.format(requests=limit.requests, interval=limit.interval_seconds)
+    page = too_many_requests_page(values.rate_limit)
     return {
         "typed_config": {
             "@type": HCM_TYPE,

@@ -24,10 +24,11 @@ NO_SOURCE = (
     f"No metrics source is configured: set {PROMETHEUS_URL_ENV}, or "
     "FRONTEND_EXPERIMENT_METRICS_URLS to the /metrics URL of every model version."
 )
-# SVG geometry of the accuracy chart, in user units.
-CHART_WIDTH = 640
-LABEL_WIDTH = 120
-PLOT_WIDTH = 480
+# SVG geometry of the accuracy chart, in user units. Narrow, so that its type stays readable on
+# a phone; each row's name and accuracy sit left of the plot, so no label ends past its edge.
+CHART_WIDTH = 400
+LABEL_WIDTH = 92
+PLOT_WIDTH = 280
 ROW_HEIGHT = 56
 BAR_HEIGHT = 26
 AXIS_HEIGHT = 28
@@ -77,12 +78,12 @@ class Bar:
     name: str
     role: str
     label_y: float
+    value_y: float
     bar_y: float
     bar_width: float
     whisker_y: float
     whisker_low: float
     whisker_high: float
-    value_x: float
     accuracy: float | None
     low: float
     high: float
@@ -106,13 +107,13 @@ def chart(analysis: Analysis) -> dict[str, Any]:
             Bar(
                 name=version.name,
                 role=version.role,
-                label_y=top + BAR_HEIGHT / 2 + 5,
+                label_y=top + 10,
+                value_y=top + 28,
                 bar_y=top,
                 bar_width=round(_x(accuracy or 0.0) - LABEL_WIDTH, 1),
                 whisker_y=top + BAR_HEIGHT / 2,
                 whisker_low=_x(low),
                 whisker_high=_x(high),
-                value_x=min(_x(high) + 6, CHART_WIDTH - 40),
                 accuracy=accuracy,
                 low=low,
                 high=high,

@@ -1,9 +1,15 @@
-"""The pages: restaurant picker, restaurant page, review and feedback posts."""
+"""The pages: restaurant picker, restaurant page, review and feedback posts.
+
+Without JavaScript a post answers with the whole page (no redirect): the verdict then shows the
+review and how sure the model is, as the htmx fragment does, while the review text stays out of
+URLs, browser history and access logs.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +31,35 @@ GOOD = "We are glad to hear you had a good experience."
 BAD = "We are sorry to hear you had a bad experience."
 EMPTY_REVIEW = "Please write a few words about your visit first."
 BAD_FEEDBACK = "This feedback could not be read. Please submit your review again."
+# The longest review the model-service scores; a longer one carried by the feedback form is a
+# forgery and is not shown.
+MAX_REVIEW_CHARS = 5000
+
+
+@dataclass(frozen=True)
+class Band:
+    """How sure the model is, in words: for a calibrated confidence of at least `floor`."""
+
+    floor: float
+    key: str
+    words: str
+
+
+# The model-service's confidence is the calibrated probability that the verdict is right, so
+# "very sure" means about nine verdicts in ten or more are right. Highest band first.
+CONFIDENCE_BANDS = (
+    Band(0.90, "very-sure", "very sure"),
+    Band(0.75, "fairly-sure", "fairly sure"),
+    Band(0.60, "not-very-sure", "not very sure"),
+    Band(0.0, "unsure", "unsure"),
+)
+
+
+def confidence_band(confidence: float | None) -> Band | None:
+    """The words for a confidence in [0, 1]; None when there is no usable number."""
+    if confidence is None or not 0.0 <= confidence <= 1.0:
+        return None
+    return next(band for band in CONFIDENCE_BANDS if confidence >= band.floor)
 
 
 def is_htmx(request: Request) -> bool:
@@ -56,6 +91,35 @@ def verdict(prediction: int) -> str:
     return GOOD if prediction == 1 else BAD
 
 
+def verdict_view(
+    prediction: int,
+    model_version: str,
+    prediction_id: str,
+    confidence: float | None,
+    review: str | None,
+) -> dict[str, Any]:
+    """Template context of a verdict, the same for the htmx fragment and the whole page."""
+    return {
+        "prediction": prediction,
+        "verdict": verdict(prediction),
+        "model_version": model_version,
+        "prediction_id": prediction_id,
+        "confidence": confidence,
+        "band": confidence_band(confidence),
+        "review": review,
+        "feedback": None,
+    }
+
+
+def carried_confidence(value: str) -> float | None:
+    """The confidence the feedback form carries back, if it is a number in [0, 1]."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
+
+
 def error_view(exc: ModelServiceError) -> dict[str, Any]:
     """Template context of an error from the model-service."""
     return {
@@ -64,37 +128,6 @@ def error_view(exc: ModelServiceError) -> dict[str, Any]:
         "status": exc.status,
         "rejected": isinstance(exc, ModelServiceRejected),
     }
-
-
-def result_from_query(request: Request) -> dict[str, Any] | None:
-    """The verdict carried by a post/redirect/get URL, if it is well formed."""
-    query = request.query_params
-    prediction, version, prediction_id = (
-        query.get("prediction"),
-        query.get("version"),
-        query.get("id"),
-    )
-    if prediction not in {"0", "1"} or not version or not prediction_id:
-        return None
-    if not VERSION_VALUE.match(version) or not PREDICTION_ID.match(prediction_id):
-        return None
-    result: dict[str, Any] = {
-        "prediction": int(prediction),
-        "verdict": verdict(int(prediction)),
-        "model_version": version,
-        "prediction_id": prediction_id,
-        "confidence": None,
-        "review": None,
-        "feedback": None,
-    }
-    feedback = query.get("feedback")
-    try:
-        accuracy = float(query.get("accuracy", ""))
-    except ValueError:
-        accuracy = -1.0
-    if feedback in {"accurate", "inaccurate"} and 0.0 <= accuracy <= 1.0:
-        result["feedback"] = {"accurate": feedback == "accurate", "accuracy": accuracy}
-    return result
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -108,8 +141,8 @@ async def index(request: Request, templates: TemplatesDep) -> HTMLResponse:
 async def restaurant_page(
     request: Request, restaurant: RestaurantDep, templates: TemplatesDep
 ) -> HTMLResponse:
-    """A restaurant's page with the review form (and a verdict after a no-JavaScript post)."""
-    context = {"restaurant": restaurant, "result": result_from_query(request), "review": ""}
+    """A restaurant's page with the review form."""
+    context = {"restaurant": restaurant, "result": None, "review": ""}
     response: HTMLResponse = templates.TemplateResponse(request, "restaurant.html", context)
     return response
 
@@ -123,7 +156,7 @@ async def submit_review(
     settings: SettingsDep,
     review: Annotated[str, Form()] = "",
 ) -> Response:
-    """Score a review: a verdict fragment for htmx, a redirect to the verdict otherwise."""
+    """Score a review: the verdict fragment for htmx, the page with the verdict otherwise."""
     htmx = is_htmx(request)
     context: dict[str, Any] = {"restaurant": restaurant, "review": review, "result": None}
     if not review.strip():
@@ -141,26 +174,14 @@ async def submit_review(
         template = "_result.html"
         return render(request, templates, htmx, template, "restaurant.html", context, exc.status)
     prediction = reply.body
-    response: Response
-    if htmx:
-        context["result"] = {
-            "prediction": prediction.prediction,
-            "verdict": verdict(prediction.prediction),
-            "model_version": prediction.model_version,
-            "prediction_id": prediction.prediction_id,
-            "confidence": prediction.confidence,
-            "review": review,
-            "feedback": None,
-        }
-        response = templates.TemplateResponse(request, "_result.html", context)
-    else:
-        query = {
-            "prediction": prediction.prediction,
-            "version": prediction.model_version,
-            "id": prediction.prediction_id,
-        }
-        url = f"/restaurants/{restaurant.slug}?{urlencode(query)}#result"
-        response = RedirectResponse(url, status_code=303)
+    context["result"] = verdict_view(
+        prediction.prediction,
+        prediction.model_version,
+        prediction.prediction_id,
+        prediction.confidence,
+        review,
+    )
+    response = render(request, templates, htmx, "_result.html", "restaurant.html", context, 200)
     relay_cookies(response, reply.cookies, settings)
     return response
 
@@ -176,8 +197,14 @@ async def submit_feedback(
     prediction: Annotated[str, Form()] = "",
     model_version: Annotated[str, Form(alias="modelVersion")] = "",
     accurate: Annotated[str, Form()] = "",
+    review: Annotated[str, Form()] = "",
+    confidence: Annotated[str, Form()] = "",
 ) -> Response:
-    """Send "accurate" / "not accurate" and show the model's current accuracy."""
+    """Send "accurate" / "not accurate" and thank the diner.
+
+    The form carries the review and the confidence back, so that the page without JavaScript
+    shows the whole verdict again; they are only shown, never sent anywhere.
+    """
     htmx = is_htmx(request)
     valid = (
         prediction in {"0", "1"}
@@ -194,16 +221,15 @@ async def submit_feedback(
             "rejected": True,
         }
         return render(request, templates, htmx, "_result.html", "restaurant.html", context, 422)
-    result: dict[str, Any] = {
-        "prediction": int(prediction),
-        "verdict": verdict(int(prediction)),
-        "model_version": model_version,
-        "prediction_id": prediction_id,
-        "confidence": None,
-        "review": None,
-        "feedback": None,
-    }
-    context = {"restaurant": restaurant, "review": "", "result": result}
+    shown_review = review if review.strip() and len(review) <= MAX_REVIEW_CHARS else None
+    result = verdict_view(
+        int(prediction),
+        model_version,
+        prediction_id,
+        carried_confidence(confidence),
+        shown_review,
+    )
+    context = {"restaurant": restaurant, "review": shown_review or "", "result": result}
     try:
         reply = await client.feedback(
             restaurant.name,
@@ -219,22 +245,20 @@ async def submit_feedback(
         return render(
             request, templates, htmx, "_feedback.html", "restaurant.html", context, exc.status
         )
-    result["feedback"] = {"accurate": accurate == "true", "accuracy": reply.body.accuracy}
-    response: Response
-    if htmx:
-        response = templates.TemplateResponse(request, "_feedback.html", context)
-    else:
-        query = {
-            "prediction": prediction,
-            "version": model_version,
-            "id": prediction_id,
-            "feedback": "accurate" if accurate == "true" else "inaccurate",
-            "accuracy": f"{reply.body.accuracy:.6g}",
-        }
-        url = f"/restaurants/{restaurant.slug}?{urlencode(query)}#result"
-        response = RedirectResponse(url, status_code=303)
+    # The running accuracy in the answer means nothing to a diner: the page thanks them instead.
+    result["feedback"] = {"accurate": accurate == "true"}
+    response = render(request, templates, htmx, "_feedback.html", "restaurant.html", context, 200)
     relay_cookies(response, reply.cookies, settings)
     return response
+
+
+# After the posts: a 405's Allow header names the methods of the first route with the path, and
+# that must stay POST, the method the forms use.
+@router.get("/restaurants/{slug}/reviews", include_in_schema=False)
+@router.get("/restaurants/{slug}/feedback", include_in_schema=False)
+async def back_to_restaurant(restaurant: RestaurantDep) -> RedirectResponse:
+    """A bookmarked or revisited post address leads back to the restaurant's page."""
+    return RedirectResponse(f"/restaurants/{restaurant.slug}", status_code=303)
 
 
 def render(
