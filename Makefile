@@ -16,7 +16,7 @@ TRAINING_INPUTS := $(DATA) $(addprefix $(MODEL_CODE)/,train.py preprocess.py cor
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
 .PHONY: help install models docs up test test-fast lint bench load experiment simulate promote \
-	rollback split deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
+	rollback split rollout deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ rollback: install ## All new traffic back to stable (TO=version); K8S=1 helm upg
 
 split: install ## New-traffic weights on the running gateway (WEIGHTS=stable=70,canary=30, default the values'); K8S=1 helm upgrade; DRY_RUN=1 prints
 	$(PY) -m $(TOOLS).localmesh split $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(K8S),--kubernetes)
+
+rollout: install ## Canary through the steps of values.yaml's rollout:, judged at each, rolled back on harm (K8S=1 helm upgrade + PROMETHEUS_URL; DRY_RUN=1 prints the plan; LOG=file)
+	$(PY) -m $(TOOLS).rollout $(if $(K8S),--kubernetes) $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL)) $(if $(LOG),--log $(LOG))
 
 deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger, the images and the chart (MEMORY, CPUS, IMAGES; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/deploy.sh
