@@ -150,7 +150,7 @@ def figures(reading: Reading, analysis: Analysis, errors: ErrorCounts) -> dict[s
             }
             for v in analysis.versions
         },
-        "probability_treatment_better": analysis.bayes.probability_treatment_better,
+        "probability_treatment_better": _p_better(analysis),
         "difference_points": {
             "estimate": 100 * analysis.difference.estimate,
             "low": 100 * interval.low,
@@ -176,6 +176,13 @@ def figures(reading: Reading, analysis: Analysis, errors: ErrorCounts) -> dict[s
     }
 
 
+def _p_better(analysis: Analysis) -> float | None:
+    """P(treatment better), or None while a version has no feedback (it would be the prior)."""
+    if any(v.feedback == 0 for v in analysis.versions[:2]):
+        return None
+    return analysis.bayes.probability_treatment_better
+
+
 def poll_line(
     label: str, reading: Reading, analysis: Analysis, errors: ErrorCounts, verdict: Verdict
 ) -> str:
@@ -192,9 +199,11 @@ def poll_line(
         else "diff n/a"
     )
     srm = analysis.sample_ratio.p_value
+    p_better = _p_better(analysis)
     return (
         f"{label} t={reading.elapsed:.0f}s | assigned {assigned} | feedback {feedback} | "
-        f"P({treatment} better) {analysis.bayes.probability_treatment_better:.3f} | {difference} | "
+        f"P({treatment} better) {'n/a' if p_better is None else f'{p_better:.3f}'} | "
+        f"{difference} | "
         f"{treatment} 5xx {errors.describe()} | SRM p {'n/a' if srm is None else f'{srm:.3g}'} | "
         f"{verdict.action.value}: {verdict.reason}"
     )
