@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import pytest
-from sklearn.feature_extraction.text import CountVectorizer
 
 from restaurant_sentiment.model_service.files import CLASSIFIER_FILE, VECTORIZER_FILE
 from restaurant_sentiment.tools.localmesh import traffic
@@ -204,6 +202,9 @@ def failing(tmp_path: Path) -> Path:
     Its checksums match its metadata, so it loads and reports ready; every review then fails
     inside the classifier (the feature counts differ) and the model-service answers 500.
     """
+    import joblib
+    from sklearn.feature_extraction.text import CountVectorizer
+
     models = tmp_path / "failing"
     shutil.copytree(MODEL_DIR / "stable", models / "stable")
     canary = models / "canary"
