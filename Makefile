@@ -20,7 +20,7 @@ TRAINING_INPUTS := $(DATA) $(EVAL) $(addprefix $(MODEL_CODE)/,train.py preproces
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
 .PHONY: help install models evaluate docs openapi up test test-fast test-containers images \
-	lint bench load experiment simulate promote rollback split deploy-k8s undeploy-k8s \
+	lint bench load experiment simulate promote rollback split rollout deploy-k8s undeploy-k8s \
 	images-minikube up-docker down-docker clean
 
 help: ## List the targets
@@ -90,6 +90,9 @@ rollback: install ## All new traffic back to stable (TO=version); K8S=1 helm upg
 
 split: install ## New-traffic weights on the running gateway (WEIGHTS=stable=70,canary=30, default the values'); K8S=1 helm upgrade; DRY_RUN=1 prints
 	$(PY) -m $(TOOLS).localmesh split $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(K8S),--kubernetes)
+
+rollout: install ## Canary through the steps of values.yaml's rollout:, judged at each, rolled back on harm (K8S=1 helm upgrade + PROMETHEUS_URL; DRY_RUN=1 prints the plan; LOG=file)
+	$(PY) -m $(TOOLS).rollout $(if $(K8S),--kubernetes) $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL)) $(if $(LOG),--log $(LOG))
 
 deploy-k8s: ## Install minikube, Istio, monitoring, Kiali, Jaeger, the images and the chart (MEMORY, CPUS, IMAGES; DRY_RUN=1 prints the plan)
 	bash deploy/k8s/deploy.sh

@@ -35,6 +35,7 @@ RECIPES = {
     "promote": "-m restaurant_sentiment.tools.localmesh promote",
     "rollback": "-m restaurant_sentiment.tools.localmesh rollback",
     "split": "-m restaurant_sentiment.tools.localmesh split",
+    "rollout": "-m restaurant_sentiment.tools.rollout",
     "deploy-k8s": "bash deploy/k8s/deploy.sh",
     "undeploy-k8s": "bash deploy/k8s/undeploy.sh",
     "images-minikube": "bash deploy/k8s/images.sh",
@@ -48,6 +49,7 @@ FORBIDDEN = {
     "promote": ["rollback", "split"],
     "rollback": ["promote", "split"],
     "split": ["promote", "rollback"],
+    "rollout": ["localmesh promote", "localmesh rollback", "localmesh split"],
 }
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from restaurant_sentiment.values.names import (
@@ -127,6 +135,54 @@ class Thresholds(_Model):
     srm_p_value: float = Field(gt=0.0, lt=1.0)
 
 
+class Rollout(_Model):
+    """The progressive rollout's steps and guards, under `rollout:` (`make rollout` reads them).
+
+    Every key has a default, so values files written before the rollout existed stay valid.
+    """
+
+    # Read from YAML and JSON alike (5 and 5.0); a misspelt key must not pass as a default.
+    model_config = ConfigDict(strict=False, extra="forbid")
+
+    # The version that keeps the rest of the traffic, and the one that is rolled out.
+    control: str = Field(default="stable", pattern=VERSION_NAME)
+    treatment: str = Field(default="canary", pattern=VERSION_NAME)
+    # The treatment's share at each step, in percent, rising; 100 (the end) may be left out.
+    steps: list[int] = Field(default=[10, 30, 50, 100], min_length=1, max_length=20)
+    # Feedback events each version needs at a step, counted from the step's start.
+    min_feedback_per_step: int = Field(default=50, ge=1)
+    # Advance on CONTINUE only when P(treatment better) is at least this.
+    no_harm_probability: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Roll back when more than this share of the treatment's requests at a step end in a 5xx.
+    max_error_rate: float = Field(default=0.05, ge=0.0, lt=1.0)
+    # ... judged once the treatment has answered at least this many requests at the step.
+    min_requests_for_error_rate: int = Field(default=20, ge=1)
+    # Seconds between two readings of the counts.
+    poll_seconds: float = Field(default=10.0, gt=0.0, le=3600.0)
+    # Seconds a step may take to reach a verdict; then the rollout rolls back.
+    step_timeout_seconds: float = Field(default=3600.0, gt=0.0)
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_percentages(cls, steps: list[int]) -> list[int]:
+        if any(not 1 <= step <= 100 for step in steps):
+            raise ValueError(f"each step is a percentage from 1 to 100, got {steps}")
+        if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+            raise ValueError(f"the steps must rise, got {steps}")
+        return steps
+
+    @model_validator(mode="after")
+    def _two_versions(self) -> Rollout:
+        if self.control == self.treatment:
+            raise ValueError(f"control and treatment are both {self.control!r}")
+        return self
+
+    @property
+    def analysed_steps(self) -> list[int]:
+        """The steps at which the treatment is judged: all below 100 (100 is the end)."""
+        return [step for step in self.steps if step < 100]
+
+
 class Values(_Model):
     """The keys of values.yaml that more than one component reads."""
 
@@ -136,6 +192,7 @@ class Values(_Model):
     gateway: Gateway = Gateway()
     restaurants: list[Restaurant] = Field(min_length=1, max_length=MAX_RESTAURANTS)
     experiment: Thresholds
+    rollout: Rollout = Rollout()
 
     @field_validator("restaurants")
     @classmethod
