@@ -15,8 +15,8 @@ MODEL_CODE := services/model-service/src/restaurant_sentiment/model_service
 TRAINING_INPUTS := $(DATA) $(addprefix $(MODEL_CODE)/,train.py preprocess.py corpus.py files.py)
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
-.PHONY: help install models docs up test test-fast lint bench load experiment simulate promote \
-	rollback split deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
+.PHONY: help install models docs up restart test test-fast lint bench load experiment simulate \
+	promote rollback split deploy-k8s undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ docs: install models ## Regenerate the README's model table from ml-model/*/meta
 
 up: install models ## Run everything locally behind the Envoy gateway (ports: see the README)
 	$(PY) -m $(TOOLS).localmesh up --model-dir $(MODEL_DIR)
+
+restart: install ## Replace each service process of the running `make up` in turn (new code, ml-model/), dropping no request
+	$(PY) -m $(TOOLS).localmesh restart
 
 lint: install ## Ruff, mypy and the import layers on the code, hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check libs services tools tests

@@ -21,6 +21,7 @@ RECIPES = {
     "models": "-m restaurant_sentiment.model_service.train",
     "docs": "-m restaurant_sentiment.tools.docs",
     "up": "-m restaurant_sentiment.tools.localmesh up",
+    "restart": "-m restaurant_sentiment.tools.localmesh restart",
     "lint": "lint-imports",
     "test": "pytest",
     "test-fast": 'pytest -m "not slow"',

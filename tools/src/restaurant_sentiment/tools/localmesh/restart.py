@@ -13,7 +13,8 @@ running) is replaced one at a time, like a RollingUpdate with maxSurge 1 and max
 
 Retries on `reset` and `connect-failure` (values `resilience`) cover the rare request that still
 meets a closing connection. `make up` does the work; `make restart` asks it over a Unix socket in
-the run directory and prints the progress it streams back.
+the run directory and prints the progress it streams back (Ctrl-C on `make restart` stops the
+printing, not the restart).
 """
 
 from __future__ import annotations
@@ -324,8 +325,14 @@ class ControlServer:
     def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        server = _Server(str(self.path), _Handler)
-        os.chmod(self.path, 0o600)
+        try:
+            server = _Server(str(self.path), _Handler)
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            self.restarts.supervisor.say(
+                f"`make restart` is off: cannot open the control socket {self.path}: {exc}"
+            )
+            return
         server.restarts = self.restarts
         self._server = server
         threading.Thread(target=server.serve_forever, name="control", daemon=True).start()

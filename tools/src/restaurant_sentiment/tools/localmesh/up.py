@@ -100,6 +100,7 @@ def plan(
     """
     python = sys.executable
     routes_dir = routes_dir or workdir
+    routes_dir.mkdir(parents=True, exist_ok=True)
     metrics_port = metrics_port or free_port()
     values_file = effective_values_file(routes_dir)
     write_values(values, values_file)
