@@ -32,17 +32,15 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import httpx
 
 from restaurant_sentiment.tools.localmesh import gateway, prometheus, traffic
+from restaurant_sentiment.tools.localmesh.service import Service
 from restaurant_sentiment.tools.localmesh.supervisor import Process, Supervisor, describe_exit
 from restaurant_sentiment.tools.procs import free_port
 from restaurant_sentiment.values import ConfigError, Values
-
-if TYPE_CHECKING:
-    from restaurant_sentiment.tools.localmesh.up import Service
 
 CONTROL_SOCKET = "control.sock"
 # A Unix socket path must fit in sockaddr_un (104 bytes on macOS, 108 on Linux).

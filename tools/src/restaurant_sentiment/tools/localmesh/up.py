@@ -15,13 +15,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
 
-from restaurant_sentiment.tools.localmesh import gateway, prometheus, traffic
+from restaurant_sentiment.tools.localmesh import gateway, prometheus, restart, traffic
+from restaurant_sentiment.tools.localmesh.service import PORT, Service
 from restaurant_sentiment.tools.localmesh.settings import UpSettings, check_ports_free, port_plan
 from restaurant_sentiment.tools.localmesh.supervisor import SYSTEM, Printer, Supervisor
 from restaurant_sentiment.tools.localmesh.traffic import effective_values_file
@@ -35,37 +35,6 @@ PROMETHEUS_HINT = (
     "(Debian/Ubuntu: `sudo apt-get install prometheus`, macOS: `brew install prometheus`) "
     "and run `make up` again. Carrying on without it."
 )
-# Stands for the listening port in a service's command and ready URL.
-PORT = "{port}"
-
-
-@dataclass(frozen=True)
-class Service:
-    """One supervised service: its command, the URL that answers 200 once it is ready, its
-    environment, and, for a service `make restart` replaces, its first port and its cluster."""
-
-    name: str
-    argv: tuple[str, ...]
-    ready: str
-    env: dict[str, str]
-    port: int | None = None
-    cluster: str | None = None
-
-    def command_at(self, port: int | None = None) -> list[str]:
-        """The command of a process listening on port (default: the first port)."""
-        chosen = str(port if port is not None else self.port)
-        return [part.replace(PORT, chosen) for part in self.argv]
-
-    def ready_url_at(self, port: int | None = None) -> str:
-        return self.ready.replace(PORT, str(port if port is not None else self.port))
-
-    @property
-    def command(self) -> list[str]:
-        return self.command_at()
-
-    @property
-    def ready_url(self) -> str:
-        return self.ready_url_at()
 
 
 def envoy_binary() -> str:
@@ -327,8 +296,6 @@ def _run(
     prometheus_bin: str | None,
     directory: Path,
 ) -> int:
-    from restaurant_sentiment.tools.localmesh import restart
-
     metrics_port = free_port()
     control = restart.control_path(directory)
     with tempfile.TemporaryDirectory(prefix="localmesh-") as tmp:
