@@ -19,9 +19,9 @@ TRAINING_INPUTS := $(DATA) $(EVAL) $(addprefix $(MODEL_CODE)/,train.py preproces
 	files.py lexicon.py features.py calibration.py artefacts.py metadata.py)
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
-.PHONY: help install models evaluate docs openapi up test test-fast test-containers images \
-	lint bench load experiment simulate promote rollback split rollout deploy-k8s undeploy-k8s \
-	images-minikube up-docker down-docker clean
+.PHONY: help install models evaluate docs openapi up restart test test-fast test-containers \
+	images lint bench load experiment simulate promote rollback split rollout deploy-k8s \
+	undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ openapi: install ## Regenerate docs/openapi/model-service.json, the model-servic
 
 up: install models ## Run everything locally behind the Envoy gateway (ports: see the README)
 	$(PY) -m $(TOOLS).localmesh up --model-dir $(MODEL_DIR)
+
+restart: install ## Replace each service process of the running `make up` in turn (new code, ml-model/), dropping no request
+	$(PY) -m $(TOOLS).localmesh restart
 
 lint: install ## Ruff, mypy and the import layers on the code, hadolint on the Dockerfiles
 	$(VENV)/bin/ruff check libs services tools tests

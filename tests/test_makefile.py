@@ -23,6 +23,7 @@ RECIPES = {
     "docs": "-m restaurant_sentiment.tools.docs",
     "openapi": "-m restaurant_sentiment.tools.openapi",
     "up": "-m restaurant_sentiment.tools.localmesh up",
+    "restart": "-m restaurant_sentiment.tools.localmesh restart",
     "lint": "lint-imports",
     "test": "pytest",
     "test-fast": 'pytest -m "not slow"',

@@ -45,7 +45,7 @@ def test_a_plain_cluster_gets_only_builtin_kinds(render: Render, values: dict[st
 
 
 def oldest_kubernetes() -> str:
-    """The minimum Kubernetes version Chart.yaml states, e.g. "1.27"."""
+    """The minimum Kubernetes version Chart.yaml states, e.g. "1.30"."""
     constraint = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
     found = re.fullmatch(r">=\s*(\d+)\.(\d+)\.\d+(-0)?", constraint)
     assert found, constraint
@@ -57,7 +57,8 @@ def test_the_oldest_stated_kubernetes_accepts_every_builtin_object(
     chart: Any, values: dict[str, Any]
 ) -> None:
     version = oldest_kubernetes()
-    assert version == "1.27"
+    # The preStop `sleep` action is beta and on by default from 1.30.
+    assert version == "1.30"
     rendered = engine.render(
         chart, values, name=RELEASE, namespace=NAMESPACE, kube_version=f"v{version}.0"
     )
@@ -74,7 +75,7 @@ def test_notes_name_what_a_plain_cluster_skipped(notes: Callable[..., str]) -> N
     assert "Skipped: the cluster does not serve the API of these objects" in text
     assert "--api-versions" in text
     for line in (
-        "  - Gateway, VirtualServices, DestinationRule (networking.istio.io/v1, Istio 1.22+)",
+        "  - Gateway, VirtualServices, DestinationRules (networking.istio.io/v1, Istio 1.22+)",
         "  - EnvoyFilter of the homepage rate limit (networking.istio.io/v1alpha3, Istio 1.26+)",
         "  - PeerAuthentication, AuthorizationPolicies (security.istio.io/v1, Istio 1.22+)",
         "  - ServiceMonitor, PodMonitor, PrometheusRule (monitoring.coreos.com/v1, "

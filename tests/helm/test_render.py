@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 from tests.helm import engine
 from tests.helm.conftest import (
     CHART,
@@ -185,6 +186,16 @@ def test_every_pod_is_locked_down(render: Render, values: dict[str, Any]) -> Non
 # --- Istio -------------------------------------------------------------------------------------
 
 
+def expected_retries(values: dict[str, Any]) -> dict[str, Any]:
+    """Every route's retries, from values `resilience.retries` (docs/kubernetes.md)."""
+    retries = values["resilience"]["retries"]
+    return {
+        "attempts": retries["attempts"],
+        "perTryTimeout": f"{retries['perTryTimeoutSeconds']}s",
+        "retryOn": ",".join(retries["retryOn"]),
+    }
+
+
 def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, Any]]:
     """The model-service VirtualService routes the local gateway mirrors (docs/design.md)."""
     service = values["modelService"]
@@ -201,8 +212,9 @@ def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, A
                 }
             ],
             # A pinned client is no new assignment, whatever it sends.
-            "headers": {"request": {"remove": ["x-model-assignment"]}},
+            "headers": {"request": {"remove": [ASSIGNMENT_HEADER]}},
             "route": [{"destination": {"host": host, "subset": v["name"], "port": port}}],
+            "retries": expected_retries(values),
         }
         # A retired version (weight 0) keeps no cookie route: its pinned users move on.
         for v in service["versions"]
@@ -213,8 +225,7 @@ def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, A
             "destination": {"host": host, "subset": v["name"], "port": port},
             "weight": v["weight"],
             "headers": {
-                # Tells the version it was assigned a new client, under this split.
-                "request": {"set": {"x-model-assignment": split}},
+                "request": {"set": {ASSIGNMENT_HEADER: split}},
                 "response": {
                     "add": {
                         "set-cookie": (
@@ -226,7 +237,7 @@ def expected_model_routes(values: dict[str, Any], host: str) -> list[dict[str, A
         }
         for v in service["versions"]
     ]
-    return [*routes, {"name": "weighted", "route": weighted}]
+    return [*routes, {"name": "weighted", "retries": expected_retries(values), "route": weighted}]
 
 
 def merged(values: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +280,7 @@ def test_weights_equal_the_values(render: Render, values: dict[str, Any]) -> Non
 def test_subsets_match_the_pod_labels(render: Render, values: dict[str, Any]) -> None:
     manifests = render(values)
     service = only(manifests, "Service", "-model-service")
-    rule = only(manifests, "DestinationRule")
+    rule = only(manifests, "DestinationRule", "-model-service")
     assert rule["apiVersion"] == ISTIO_API
     assert rule["spec"]["host"] == service["metadata"]["name"]
     pods = [d["spec"]["template"]["metadata"]["labels"] for d in of_kind(manifests, "Deployment")]
@@ -352,9 +363,10 @@ def test_gateway_and_app_virtualservice_serve_the_configured_hosts(
         {
             "name": "homepage",
             "match": [{"uri": {"exact": full["rateLimit"]["path"]}}],
+            "retries": expected_retries(full),
             "route": [{"destination": destination}],
         },
-        {"name": "app", "route": [{"destination": destination}]},
+        {"name": "app", "retries": expected_retries(full), "route": [{"destination": destination}]},
     ]
 
 

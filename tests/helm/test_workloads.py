@@ -218,7 +218,9 @@ def test_pod_labels_and_annotations_never_override_the_chart_labels(render: Rend
     frontend = by_name[f"{FULLNAME}-frontend"]["spec"]["template"]["metadata"]
     assert frontend["labels"]["team"] == "web"
     assert frontend["labels"]["app"] == "frontend"  # not podLabels' "something-else"
-    assert frontend["annotations"] == {"sidecar.istio.io/proxyCPU": "50m"}
+    # podAnnotations, next to the chart's proxy drain (test_drain.py).
+    assert frontend["annotations"]["sidecar.istio.io/proxyCPU"] == "50m"
+    assert set(frontend["annotations"]) == {"sidecar.istio.io/proxyCPU", "proxy.istio.io/config"}
     stable = by_name[f"{MODEL}-stable"]["spec"]["template"]["metadata"]
     assert stable["labels"]["team"] == "ml"
     assert (stable["labels"]["app"], stable["labels"]["version"]) == ("model-service", "stable")

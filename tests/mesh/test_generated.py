@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,21 @@ def test_banner_names_the_gateway_urls(values: Values) -> None:
 
 def test_prometheus_scrapes_everything_and_loads_the_rules(tmp_path: Path) -> None:
     rules = prometheus.rule_groups_file(prometheus.RULES, tmp_path)
-    config = prometheus.build_config({"stable": 1, "canary": 2}, 3, 4, rules)
+    config = prometheus.build_config(tmp_path, 4, rules)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"model-service", "frontend", "envoy"}
     assert jobs["envoy"]["metrics_path"] == "/stats/prometheus"
     if prometheus.RULES.exists():
         assert config["rule_files"] == [str(prometheus.RULES)]
+    # The services are listed in files `make restart` rewrites when it replaces a process.
+    prometheus.write_targets(tmp_path, {"stable": [1, 5], "canary": [2]}, [3])
+    (listed,) = jobs["model-service"]["file_sd_configs"][0]["files"]
+    assert json.loads(Path(listed).read_text()) == [
+        {"targets": ["127.0.0.1:1", "127.0.0.1:5"], "labels": {"version": "stable"}},
+        {"targets": ["127.0.0.1:2"], "labels": {"version": "canary"}},
+    ]
+    (listed,) = jobs["frontend"]["file_sd_configs"][0]["files"]
+    assert json.loads(Path(listed).read_text()) == [{"targets": ["127.0.0.1:3"]}]
 
 
 def test_prometheus_rule_resource_is_unwrapped(tmp_path: Path) -> None:

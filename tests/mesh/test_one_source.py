@@ -14,7 +14,8 @@ import yaml
 
 from restaurant_sentiment.tools.localmesh import gateway
 from restaurant_sentiment.tools.localmesh.__main__ import render_compose
-from restaurant_sentiment.tools.localmesh.up import envoy_binary
+from restaurant_sentiment.tools.localmesh.settings import UpSettings
+from restaurant_sentiment.tools.localmesh.up import envoy_binary, plan
 from restaurant_sentiment.values import Values, parse_values
 from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 from tests.mesh.conftest import loopback_listen
@@ -75,6 +76,16 @@ def test_generated_configs_pass_envoy_validate(values: Values, tmp_path: Path) -
     upstreams = gateway.local_upstreams({"stable": 1, "canary": 2}, 3)
     validate(gateway.build_bootstrap(values, upstreams, loopback_listen(True)), tmp_path / "l.yaml")
     validate(yaml.safe_load(COMPOSE_ENVOY.read_text()), tmp_path / "c.yaml")
+    # What `make up` runs: routes and endpoints from watched files, the metrics listener.
+    settings = UpSettings(model_service_ports={"stable": 1, "canary": 2}, frontend_port=3)
+    services = plan(values, settings, tmp_path, tmp_path, None, tmp_path / "run", 4)
+    envoy_config = yaml.safe_load((tmp_path / "envoy.yaml").read_text())
+    clusters = {c["name"]: c for c in envoy_config["static_resources"]["clusters"]}
+    assert {clusters[name]["type"] for name in gateway.service_clusters(values)} == {"EDS"}
+    assert [s.name for s in services if s.cluster] == [
+        "model-service-stable", "model-service-canary", "frontend"
+    ]  # fmt: skip
+    validate(envoy_config, tmp_path / "up.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -320,3 +331,126 @@ def test_a_version_at_weight_zero_has_no_cookie_route_in_either() -> None:
 
 def model_service_routes_of(values: Values) -> list[dict[str, Any]]:
     return gateway.model_service_routes(values)
+
+
+# --- The drain and retry policy: values `resilience` in the chart and in the local Envoy. ---
+
+PREVIOUS_HOSTS = {
+    "name": "envoy.retry_host_predicates.previous_hosts",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+        "PreviousHostsPredicate"
+    },
+}
+
+
+def istio_retry_policy(retries: dict[str, Any]) -> dict[str, Any] | None:
+    """The Envoy retry_policy Istio programs from a VirtualService route's `retries` (pilot's
+    route/retry ConvertPolicy): numbers in retryOn are retriable status codes, each retry prefers
+    a host not tried yet, five host selections at most; no policy at 0 attempts."""
+    if retries["attempts"] <= 0:
+        return None
+    parts = retries["retryOn"].split(",")
+    codes = [int(part) for part in parts if part.isdigit()]
+    conditions = [part for part in parts if not part.isdigit()]
+    if codes and "retriable-status-codes" not in conditions:
+        conditions.append("retriable-status-codes")
+    policy: dict[str, Any] = {
+        "retry_on": ",".join(conditions),
+        "num_retries": retries["attempts"],
+        "per_try_timeout": retries["perTryTimeout"],
+        "retry_host_predicate": [PREVIOUS_HOSTS],
+        "host_selection_retry_max_attempts": 5,
+    }
+    if codes:
+        policy["retriable_status_codes"] = codes
+    return policy
+
+
+def istio_cluster_policy(traffic_policy: dict[str, Any]) -> dict[str, Any]:
+    """The cluster fields Istio programs from a DestinationRule's trafficPolicy (pilot's
+    applyConnectionPool and applyOutlierDetection)."""
+    outlier = traffic_policy["outlierDetection"]
+    five_xx = outlier["consecutive5xxErrors"]
+    detection: dict[str, Any] = {
+        "enforcing_success_rate": 0,
+        "consecutive_5xx": five_xx,
+        "enforcing_consecutive_5xx": 100 if five_xx > 0 else 0,
+        "interval": outlier["interval"],
+        "base_ejection_time": outlier["baseEjectionTime"],
+        "max_ejection_percent": outlier["maxEjectionPercent"],
+    }
+    if outlier.get("splitExternalLocalOriginErrors"):
+        detection["split_external_local_origin_errors"] = True
+        if outlier["consecutiveLocalOriginFailures"] > 0:
+            detection["consecutive_local_origin_failure"] = outlier[
+                "consecutiveLocalOriginFailures"
+            ]
+            detection["enforcing_consecutive_local_origin_failure"] = 100
+        detection["enforcing_local_origin_success_rate"] = 0
+    return {
+        "max_retries": traffic_policy["connectionPool"]["http"]["maxRetries"],
+        "outlier_detection": detection,
+        "healthy_panic_threshold": float(outlier["minHealthPercent"]),
+    }
+
+
+def local_cluster_policy(cluster: dict[str, Any]) -> dict[str, Any]:
+    (threshold,) = cluster["circuit_breakers"]["thresholds"]
+    return {
+        "max_retries": threshold["max_retries"],
+        "outlier_detection": cluster["outlier_detection"],
+        "healthy_panic_threshold": cluster["common_lb_config"]["healthy_panic_threshold"]["value"],
+    }
+
+
+RESILIENCE_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "defaults": {},
+    "changed": {
+        "retries": {"attempts": 3, "perTryTimeoutSeconds": 12, "retryOn": ["reset", "502", "503"],
+                    "maxConcurrent": 64},
+        "outlierDetection": {"consecutiveLocalOriginFailures": 1, "consecutive5xxErrors": 4,
+                             "intervalSeconds": 2, "baseEjectionSeconds": 30,
+                             "maxEjectionPercent": 100, "minHealthPercent": 0},
+        "drain": {"preStopSeconds": 3, "terminationGracePeriodSeconds": 20},
+    },
+    "no-retries": {"retries": {"attempts": 0}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", list(RESILIENCE_VARIANTS))
+def test_the_chart_retries_and_ejects_as_the_local_gateway_does(variant: str) -> None:
+    """Every route's retries and every service cluster's circuit breaker, outlier detection and
+    panic threshold, as Istio programs them from the rendered chart, are the local Envoy's."""
+    overrides = RESILIENCE_VARIANTS[variant]
+    docs = render_chart({"resilience": overrides} if overrides else None)
+    raw = yaml.safe_load((CHART / "values.yaml").read_text())
+    for block, changes in overrides.items():
+        raw["resilience"][block] |= changes
+    values = parse_values(raw)
+    upstreams = gateway.local_upstreams({"stable": 1, "canary": 2}, 3)
+    bootstrap = gateway.build_bootstrap(values, upstreams, loopback_listen())
+
+    # Routes: the app's by name, the model-service's on the gateway and the mesh listener.
+    app = only(docs, "VirtualService", "-app")["spec"]["http"]
+    model = only(docs, "VirtualService", "-model-service")["spec"]["http"]
+    local = {
+        (listener, route["name"]): route["route"].get("retry_policy")
+        for listener, route in _iter_routes(bootstrap)
+    }
+    expected = {("gateway", r["name"]): istio_retry_policy(r["retries"]) for r in app + model}
+    expected |= {("mesh", r["name"]): istio_retry_policy(r["retries"]) for r in model}
+    assert local == expected
+    if variant == "defaults":
+        assert all(p and {"reset", "connect-failure"} <= set(p["retry_on"].split(",")) for p in
+                   local.values())  # fmt: skip
+
+    # Clusters: the DestinationRule of each Service the routes reach.
+    rules = {d["spec"]["host"]: d["spec"]["trafficPolicy"] for d in docs
+             if d["kind"] == "DestinationRule"}  # fmt: skip
+    model_host = only(docs, "Service", "-model-service")["metadata"]["name"]
+    frontend_host = only(docs, "Service", "-frontend")["metadata"]["name"]
+    clusters = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
+    for name in gateway.service_clusters(values):
+        host = frontend_host if name == "frontend" else model_host
+        assert local_cluster_policy(clusters[name]) == istio_cluster_policy(rules[host]), name

@@ -66,12 +66,40 @@ def test_chart_values_are_valid() -> None:
         ({"rateLimit__path": "home"}, "rateLimit.path"),
         ({"hosts__app": "App Host"}, "hosts.app"),
         ({"gateway__port": 0}, "gateway.port"),
+        (
+            {"resilience__drain__terminationGracePeriodSeconds": 12},
+            "resilience: Value error, drain.terminationGracePeriodSeconds must be longer than "
+            "drain.preStopSeconds + retries.perTryTimeoutSeconds (the longest request), 15s; "
+            "got 12s",
+        ),
+        ({"resilience__retries__retryOn": ["reset", "404"]}, "resilience.retries.retryOn[1]"),
+        (
+            {"resilience__retries__retryOn": ["reset", "reset"]},
+            "conditions must not repeat: reset",
+        ),
+        ({"resilience__retries__attempts": -1}, "resilience.retries.attempts"),
+        ({"resilience__drain__preStop": 5}, "resilience.drain.preStop: Extra inputs"),
+        (
+            {"resilience__outlierDetection__minHealthPercent": 120},
+            "resilience.outlierDetection.minHealthPercent",
+        ),
     ],
 )
 def test_invalid_values_name_the_value(changes: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_values(_raw(**changes))
     assert expected in str(caught.value)
+
+
+def test_the_policy_splits_status_codes_and_defaults_when_absent() -> None:
+    values = parse_values(_raw(resilience__retries__retryOn=["reset", "502", "gateway-error"]))
+    assert values.resilience.retries.status_codes == [502]
+    assert values.resilience.retries.conditions == ["reset", "gateway-error"]
+    assert values.resilience.proxy_drain_seconds == 5 + 10
+    # A values file from before the block (a copy kept elsewhere) gets the chart's defaults.
+    raw = _raw()
+    del raw["resilience"]
+    assert parse_values(raw).resilience == load_values(DEFAULT_VALUES).resilience
 
 
 def test_missing_key_is_named() -> None:

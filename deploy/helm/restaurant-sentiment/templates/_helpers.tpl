@@ -111,6 +111,88 @@ Checks that JSON schema cannot express: weights summing to 100 and unique versio
 {{- if ne (int $total) 100 }}
 {{- fail (printf "modelService.versions: the weights must sum to 100, they sum to %d" (int $total)) }}
 {{- end }}
+{{- $r := .Values.resilience }}
+{{- $longest := add $r.drain.preStopSeconds $r.retries.perTryTimeoutSeconds }}
+{{- if le (int $r.drain.terminationGracePeriodSeconds) (int $longest) }}
+{{- fail (printf "resilience.drain.terminationGracePeriodSeconds must be longer than resilience.drain.preStopSeconds + resilience.retries.perTryTimeoutSeconds (the longest request), %ds; got %ds" (int $longest) (int $r.drain.terminationGracePeriodSeconds)) }}
+{{- end }}
+{{- if and (gt (int $r.retries.attempts) 0) (ge (int .Values.frontend.readTimeoutSeconds) (int $r.retries.perTryTimeoutSeconds)) }}
+{{- fail (printf "frontend.readTimeoutSeconds (%d) must be shorter than resilience.retries.perTryTimeoutSeconds (%d), or the gateway gives up on a page before the frontend can show its timeout message" (int .Values.frontend.readTimeoutSeconds) (int $r.retries.perTryTimeoutSeconds)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The drain and retry policy (values `resilience`), one definition for every object that carries
+a part of it. tests/mesh/test_one_source.py fails when these differ from `make up`'s Envoy.
+*/}}
+
+{{/*
+A VirtualService route's retries: each retry on another pod where there is one (Istio's
+default previous-hosts predicate), `reset` covering a request cut off by a stopping server.
+*/}}
+{{- define "restaurant-sentiment.retries" -}}
+{{- $r := .Values.resilience.retries -}}
+retries:
+  attempts: {{ int $r.attempts }}
+  {{- if gt (int $r.attempts) 0 }}
+  perTryTimeout: {{ printf "%ds" (int $r.perTryTimeoutSeconds) }}
+  retryOn: {{ join "," $r.retryOn | quote }}
+  {{- end }}
+{{- end }}
+
+{{/*
+A DestinationRule's traffic policy: the retry circuit breaker and outlier detection on
+local-origin failures (connection failures, resets, timeouts), split from 5xx answers.
+*/}}
+{{- define "restaurant-sentiment.trafficPolicy" -}}
+{{- $r := .Values.resilience }}
+{{- $o := $r.outlierDetection -}}
+trafficPolicy:
+  connectionPool:
+    http:
+      maxRetries: {{ int $r.retries.maxConcurrent }}
+  outlierDetection:
+    splitExternalLocalOriginErrors: true
+    consecutiveLocalOriginFailures: {{ int $o.consecutiveLocalOriginFailures }}
+    consecutive5xxErrors: {{ int $o.consecutive5xxErrors }}
+    interval: {{ printf "%ds" (int $o.intervalSeconds) }}
+    baseEjectionTime: {{ printf "%ds" (int $o.baseEjectionSeconds) }}
+    maxEjectionPercent: {{ int $o.maxEjectionPercent }}
+    minHealthPercent: {{ int $o.minHealthPercent }}
+{{- end }}
+
+{{/*
+How a Deployment replaces and stops its pods: one new pod before an old one goes (maxSurge 1,
+maxUnavailable 0), and a stopping pod keeps serving for preStopSeconds while the endpoints and
+proxies take it out of rotation, then finishes its requests within the grace period.
+*/}}
+{{- define "restaurant-sentiment.strategy" -}}
+strategy:
+  type: RollingUpdate
+  rollingUpdate:
+    maxSurge: 1
+    maxUnavailable: 0
+{{- end }}
+
+{{- define "restaurant-sentiment.preStop" -}}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ int .Values.resilience.drain.preStopSeconds }}
+{{- end }}
+
+{{/*
+Annotations of a workload's pods: podAnnotations, plus the Istio proxy's drain on shutdown
+(`proxy.istio.io/config` terminationDrainDuration: the preStop pause, then the longest request),
+so the sidecar outlives the requests its container finishes. A `proxy.istio.io/config` of
+podAnnotations replaces it and must then carry terminationDrainDuration itself. Call with
+(dict "root" $ "annotations" <podAnnotations>).
+*/}}
+{{- define "restaurant-sentiment.podAnnotations" -}}
+{{- $r := .root.Values.resilience }}
+{{- $drain := add $r.drain.preStopSeconds $r.retries.perTryTimeoutSeconds }}
+{{- $proxy := dict "proxy.istio.io/config" (printf "terminationDrainDuration: %ds" (int $drain)) }}
+{{- toYaml (merge (deepCopy (.annotations | default dict)) $proxy) }}
 {{- end }}
 
 {{/*
@@ -174,7 +256,7 @@ line each, for NOTES.txt.
 {{- define "restaurant-sentiment.skipped" -}}
 {{- $skipped := list }}
 {{- if not (include "restaurant-sentiment.istio.networking" .) }}
-{{- $skipped = append $skipped "Gateway, VirtualServices, DestinationRule (networking.istio.io/v1, Istio 1.22+)" }}
+{{- $skipped = append $skipped "Gateway, VirtualServices, DestinationRules (networking.istio.io/v1, Istio 1.22+)" }}
 {{- end }}
 {{- if and .Values.rateLimit.enabled (not (include "restaurant-sentiment.istio.envoyFilter" .)) }}
 {{- $skipped = append $skipped "EnvoyFilter of the homepage rate limit (networking.istio.io/v1alpha3, Istio 1.26+)" }}

@@ -183,6 +183,95 @@ class Rollout(_Model):
         return [step for step in self.steps if step < 100]
 
 
+# The retry conditions both Istio's `retries.retryOn` and Envoy's `retry_on` take, or an HTTP
+# status code of the 5xx family (Istio passes codes to Envoy's `retriable_status_codes`).
+RETRY_ON = (
+    r"^(reset|reset-before-request|connect-failure|refused-stream|gateway-error|5xx"
+    r"|retriable-4xx|envoy-ratelimited|5[0-9][0-9])$"
+)
+
+
+class Retries(_Model):
+    """How the gateway and the mesh retry a request that failed on the way to a pod."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=2, ge=0, le=10)
+    per_try_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    retry_on: list[Annotated[str, Field(pattern=RETRY_ON)]] = Field(
+        default_factory=lambda: ["reset", "connect-failure", "refused-stream", "503"],
+        min_length=1,
+    )
+    # Retries in flight at once to one service: Envoy's default of 3 overflows while pods churn.
+    max_concurrent: int = Field(default=1024, ge=1)
+
+    @field_validator("retry_on")
+    @classmethod
+    def _distinct(cls, conditions: list[str]) -> list[str]:
+        repeated = sorted({c for c in conditions if conditions.count(c) > 1})
+        if repeated:
+            raise ValueError(f"conditions must not repeat: {', '.join(repeated)}")
+        return conditions
+
+    @property
+    def status_codes(self) -> list[int]:
+        """The HTTP status codes that are retried."""
+        return [int(c) for c in self.retry_on if c.isdigit()]
+
+    @property
+    def conditions(self) -> list[str]:
+        """The named retry conditions, without the status codes."""
+        return [c for c in self.retry_on if not c.isdigit()]
+
+
+class OutlierDetection(_Model):
+    """Passive health checking: a pod that fails to answer is taken out of the pool a while."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    consecutive_local_origin_failures: int = Field(default=3, ge=1)
+    consecutive_5xx_errors: int = Field(default=0, ge=0, alias="consecutive5xxErrors")
+    interval_seconds: int = Field(default=5, ge=1)
+    base_ejection_seconds: int = Field(default=15, ge=1)
+    max_ejection_percent: int = Field(default=50, ge=1, le=100)
+    min_health_percent: int = Field(default=50, ge=0, le=100)
+
+
+class Drain(_Model):
+    """How a stopping pod (or a replaced local process) finishes what it has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pre_stop_seconds: int = Field(default=5, ge=1, le=300)
+    termination_grace_period_seconds: int = Field(default=30, ge=1, le=3600)
+
+
+class Resilience(_Model):
+    """One drain and retry policy for the ingress gateway, the mesh and `make up`'s Envoy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retries: Retries = Retries()
+    outlier_detection: OutlierDetection = OutlierDetection()
+    drain: Drain = Drain()
+
+    @model_validator(mode="after")
+    def _grace_covers_the_drain(self) -> Resilience:
+        needed = self.drain.pre_stop_seconds + self.retries.per_try_timeout_seconds
+        if self.drain.termination_grace_period_seconds <= needed:
+            raise ValueError(
+                "drain.terminationGracePeriodSeconds must be longer than drain.preStopSeconds + "
+                f"retries.perTryTimeoutSeconds (the longest request), {needed}s; got "
+                f"{self.drain.termination_grace_period_seconds}s"
+            )
+        return self
+
+    @property
+    def proxy_drain_seconds(self) -> int:
+        """How long a stopping pod's proxy keeps serving: the pause, then the longest request."""
+        return self.drain.pre_stop_seconds + self.retries.per_try_timeout_seconds
+
+
 class Values(_Model):
     """The keys of values.yaml that more than one component reads."""
 
@@ -193,6 +282,8 @@ class Values(_Model):
     restaurants: list[Restaurant] = Field(min_length=1, max_length=MAX_RESTAURANTS)
     experiment: Thresholds
     rollout: Rollout = Rollout()
+
+    resilience: Resilience = Resilience()
 
     @field_validator("restaurants")
     @classmethod

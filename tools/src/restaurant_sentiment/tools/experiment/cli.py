@@ -63,19 +63,24 @@ def _window(text: str) -> str | None:
 
 
 def default_metrics_urls() -> list[str]:
-    """The /metrics of the model-services behind the local gateway (`make up`'s upstreams)."""
+    """The /metrics of the model-services behind the local gateway: those of the `make up`
+    running on GATEWAY_PORT (at addresses that follow `make restart`), else MODEL_SERVICE_PORTS."""
     from pydantic_settings import SettingsError
 
     from restaurant_sentiment.tools.localmesh.settings import load_settings
+    from restaurant_sentiment.tools.localmesh.traffic import live_state
     from restaurant_sentiment.values import ConfigError as MeshConfigError
 
     try:
-        ports = load_settings().model_service_ports
+        settings = load_settings()
     except MeshConfigError as exc:
         raise ConfigError(str(exc)) from None
     except SettingsError:
         raise ConfigError('MODEL_SERVICE_PORTS must be JSON such as {"stable": 8091}') from None
-    return [f"http://127.0.0.1:{port}/metrics" for port in ports.values()]
+    state = live_state(settings.gateway_port)
+    if state is not None:
+        return state.metrics_urls()
+    return [f"http://127.0.0.1:{port}/metrics" for port in settings.model_service_ports.values()]
 
 
 def values_for_decision(given: Path | None) -> Path:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from restaurant_sentiment.tools.load.run import (
     Target,
@@ -19,6 +20,7 @@ from restaurant_sentiment.tools.load.run import (
     verdicts,
 )
 from restaurant_sentiment.tools.localmesh.settings import load_settings
+from restaurant_sentiment.tools.localmesh.traffic import live_state
 from restaurant_sentiment.tools.paths import CHART_VALUES, ROOT
 from restaurant_sentiment.values import ConfigError, load_values
 
@@ -32,7 +34,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gateway",
         help="a running `make up` gateway, e.g. http://127.0.0.1:8080 (its model-service ports "
-        "come from MODEL_SERVICE_PORTS); without it the local mesh is started on free ports",
+        "come from its run state, else MODEL_SERVICE_PORTS); without it the local mesh is "
+        "started on free ports",
     )
     parser.add_argument("--model-dir", type=Path, default=ROOT / "ml-model")
     parser.add_argument("--max-seconds", type=float, default=900, help="give up after this")
@@ -50,13 +53,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def target_of(args: argparse.Namespace) -> Iterator[Target]:
     values = load_values(CHART_VALUES)
     if args.gateway:
+        gateway = args.gateway.rstrip("/")
+        # The processes serving now: `make restart` moves them to other ports.
+        state = live_state(urlsplit(gateway).port or 80)
+        ports = state.model_service_ports if state else load_settings().model_service_ports
         yield Target(
-            gateway=args.gateway.rstrip("/"),
+            gateway=gateway,
             app_host=values.hosts.app,
             service_host=values.hosts.service,
-            model_service_ports={
-                n: load_settings().model_service_ports[n] for n in values.version_names
-            },
+            model_service_ports={n: ports[n] for n in values.version_names},
             slugs=[r.slug for r in values.restaurants],
             restaurants=values.restaurant_names,
         )

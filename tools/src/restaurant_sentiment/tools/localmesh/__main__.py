@@ -1,4 +1,4 @@
-"""Command line behind `make up`, `make promote` and `make rollback`."""
+"""Command line behind `make up`, `make restart`, `make promote`, `rollback` and `split`."""
 
 from __future__ import annotations
 
@@ -79,6 +79,16 @@ def _up(args: argparse.Namespace) -> int:
     return up.run(values, load_settings(), args.model_dir, args.values)
 
 
+def _restart(args: argparse.Namespace) -> int:
+    from restaurant_sentiment.tools.localmesh import restart, traffic
+    from restaurant_sentiment.tools.localmesh.settings import load_settings
+
+    port = load_settings().gateway_port
+    _, state = traffic.load_state(port)
+    print(f"restarting every service process of the `make up` on port {port}", flush=True)
+    return restart.request_restart(state)
+
+
 def _dry_run(args: argparse.Namespace) -> bool:
     return bool(args.dry_run) or os.environ.get("DRY_RUN", "") == "1"
 
@@ -150,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         "--model-dir", type=Path, default=MODEL_DIR, help="trained models, one folder each"
     )
     up_parser.set_defaults(handler=_up)
+    restart_parser = commands.add_parser(
+        "restart",
+        help="replace every model-service and frontend process of the running `make up` "
+        "(GATEWAY_PORT) one at a time, with the current code and models, dropping no request",
+    )
+    restart_parser.set_defaults(handler=_restart)
     render = commands.add_parser("render-envoy", help="print or write the Envoy bootstrap")
     render.add_argument("--upstreams", choices=["local", "compose"], default="local")
     render.add_argument("--out", type=Path, help="file to write (default: standard output)")

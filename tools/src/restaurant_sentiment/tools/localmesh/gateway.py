@@ -33,6 +33,12 @@ DOWNSTREAM_CONNECTIONS_TYPE = (
 )
 MAX_CONNECTIONS = 10000
 FILE_ACCESS_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+PREVIOUS_HOSTS_TYPE = (
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+# What Istio sets on every retry policy it programs (pilot's route/retry package).
+HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5
 
 # The homepage's 429 page, with its own styles (Envoy serves it, not the frontend). The chart's
 # EnvoyFilter reads the same file and fills in the same ${requests}, ${interval} and ${wait};
@@ -74,6 +80,9 @@ class Listen:
     # in another container never reaches the admin API itself.
     stats: Address | None = None
     access_log: bool = field(default=False)
+    # A listener with one stable path per version's /metrics (`/<version>/metrics`), routed like
+    # any request, so the readers of `make up` keep their address while processes are replaced.
+    metrics: Address | None = None
 
 
 def local_upstreams(model_service_ports: dict[str, int], frontend_port: int) -> Upstreams:
@@ -216,6 +225,76 @@ def _percent(runtime_key: str) -> dict[str, Any]:
     }
 
 
+# --- The drain and retry policy (values `resilience`), as Istio programs it from the chart. ---
+
+
+def retry_policy(values: Values) -> dict[str, Any] | None:
+    """A route's retries, as Istio translates a VirtualService's `retries`; None when off.
+
+    Status codes in retryOn become `retriable_status_codes`; each retry prefers a host not yet
+    tried (`previous_hosts`), so a request cut off by a stopping process goes to another one.
+    """
+    retries = values.resilience.retries
+    if retries.attempts == 0:
+        return None
+    conditions = retries.conditions
+    if retries.status_codes:
+        conditions = [*conditions, "retriable-status-codes"]
+    policy: dict[str, Any] = {
+        "retry_on": ",".join(conditions),
+        "num_retries": retries.attempts,
+        "per_try_timeout": f"{retries.per_try_timeout_seconds}s",
+        "retry_host_predicate": [
+            {"name": PREVIOUS_HOSTS, "typed_config": {"@type": PREVIOUS_HOSTS_TYPE}}
+        ],
+        "host_selection_retry_max_attempts": HOST_SELECTION_RETRY_MAX_ATTEMPTS,
+    }
+    if retries.status_codes:
+        policy["retriable_status_codes"] = retries.status_codes
+    return policy
+
+
+def outlier_detection(values: Values) -> dict[str, Any]:
+    """A cluster's outlier detection, as Istio translates a DestinationRule's outlierDetection
+    (with splitExternalLocalOriginErrors): local failures eject, success-rate ejection is off."""
+    detection = values.resilience.outlier_detection
+    return {
+        "enforcing_success_rate": 0,
+        "consecutive_5xx": detection.consecutive_5xx_errors,
+        "enforcing_consecutive_5xx": 100 if detection.consecutive_5xx_errors > 0 else 0,
+        "interval": f"{detection.interval_seconds}s",
+        "base_ejection_time": f"{detection.base_ejection_seconds}s",
+        "max_ejection_percent": detection.max_ejection_percent,
+        "split_external_local_origin_errors": True,
+        "consecutive_local_origin_failure": detection.consecutive_local_origin_failures,
+        "enforcing_consecutive_local_origin_failure": 100,
+        "enforcing_local_origin_success_rate": 0,
+    }
+
+
+def circuit_breakers(values: Values) -> dict[str, Any]:
+    """The retry circuit breaker (Istio: connectionPool.http.maxRetries)."""
+    return {"thresholds": [{"max_retries": values.resilience.retries.max_concurrent}]}
+
+
+def common_lb_config(values: Values) -> dict[str, Any]:
+    """The panic threshold (Istio: outlierDetection.minHealthPercent).
+
+    Hosts that are draining or ejected get no traffic while at least this share of the pool is
+    healthy; below it Envoy uses every host, so a pool of one is never left with none.
+    """
+    return {
+        "healthy_panic_threshold": {
+            "value": float(values.resilience.outlier_detection.min_health_percent)
+        }
+    }
+
+
+def _route_action(values: Values, action: dict[str, Any]) -> dict[str, Any]:
+    policy = retry_policy(values)
+    return {**action, "retry_policy": policy} if policy is not None else action
+
+
 # --- Routes, mirroring the chart's VirtualServices. ---
 
 
@@ -237,7 +316,7 @@ def model_service_routes(values: Values) -> list[dict[str, Any]]:
                     }
                 ],
             },
-            "route": {"cluster": cluster_name(v.name)},
+            "route": _route_action(values, {"cluster": cluster_name(v.name)}),
             # A pinned client is no new assignment, whatever it sends (Istio: request.remove).
             "request_headers_to_remove": [ASSIGNMENT_HEADER],
         }
@@ -270,7 +349,7 @@ def model_service_routes(values: Values) -> list[dict[str, Any]]:
         {
             "name": "weighted",
             "match": {"prefix": "/"},
-            "route": {"weighted_clusters": {"clusters": weighted}},
+            "route": _route_action(values, {"weighted_clusters": {"clusters": weighted}}),
         }
     )
     return routes
@@ -281,11 +360,16 @@ def app_routes(values: Values) -> list[dict[str, Any]]:
     homepage: dict[str, Any] = {
         "name": "homepage",
         "match": {"path": values.rate_limit.path},
-        "route": {"cluster": "frontend"},
+        "route": _route_action(values, {"cluster": "frontend"}),
     }
     if values.rate_limit.enabled:
         homepage |= homepage_route_patch(values)
-    return [homepage, {"name": "app", "match": {"prefix": "/"}, "route": {"cluster": "frontend"}}]
+    app = {
+        "name": "app",
+        "match": {"prefix": "/"},
+        "route": _route_action(values, {"cluster": "frontend"}),
+    }
+    return [homepage, app]
 
 
 def _connection_manager(
@@ -330,21 +414,82 @@ def _listener(name: str, address: Address, hcm: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _cluster(name: str, address: Address) -> dict[str, Any]:
+def _cluster(name: str, address: Address, values: Values | None = None) -> dict[str, Any]:
+    """A cluster of one address; with values, a service's (the DestinationRule's policy)."""
     try:
         ipaddress.ip_address(address.host)
         discovery = "STATIC"
     except ValueError:
         discovery = "STRICT_DNS"
-    return {
+    cluster: dict[str, Any] = {
         "name": name,
         "type": discovery,
         "connect_timeout": "2s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}],
+        "load_assignment": load_assignment(name, [Endpoint(address)]),
+    }
+    if values is not None:
+        cluster |= {
+            "circuit_breakers": circuit_breakers(values),
+            "outlier_detection": outlier_detection(values),
+            "common_lb_config": common_lb_config(values),
+        }
+    return cluster
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One process behind a cluster; a draining one gets no new requests."""
+
+    address: Address
+    draining: bool = False
+
+
+def load_assignment(cluster: str, endpoints: list[Endpoint]) -> dict[str, Any]:
+    """A cluster's endpoints (a ClusterLoadAssignment)."""
+    lb_endpoints: list[dict[str, Any]] = []
+    for endpoint in endpoints:
+        item: dict[str, Any] = {"endpoint": {"address": endpoint.address.socket_address()}}
+        if endpoint.draining:
+            item["health_status"] = "DRAINING"
+        lb_endpoints.append(item)
+    return {"cluster_name": cluster, "endpoints": [{"lb_endpoints": lb_endpoints}]}
+
+
+def service_clusters(values: Values) -> list[str]:
+    """The clusters of the services `make restart` replaces: every version and the frontend."""
+    return [*(cluster_name(n) for n in values.version_names), "frontend"]
+
+
+def metrics_path(version: str) -> str:
+    """A version's /metrics on the metrics listener."""
+    return f"/{version}/metrics"
+
+
+def _metrics_listener(values: Values, address: Address) -> dict[str, Any]:
+    """`/<version>/metrics` -> that version's /metrics, whichever of its processes serves now."""
+    routes = [
+        {
+            "match": {"path": metrics_path(name)},
+            "route": _route_action(
+                values, {"cluster": cluster_name(name), "prefix_rewrite": "/metrics"}
+            ),
+        }
+        for name in values.version_names
+    ]
+    route_config = {
+        "name": "metrics",
+        "virtual_hosts": [{"name": "metrics", "domains": ["*"], "routes": routes}],
+    }
+    hcm = {
+        "name": HCM,
+        "typed_config": {
+            "@type": HCM_TYPE,
+            "stat_prefix": "metrics",
+            "route_config": route_config,
+            "http_filters": [{"name": ROUTER, "typed_config": {"@type": ROUTER_TYPE}}],
         },
     }
+    return _listener("metrics", address, hcm)
 
 
 def build_bootstrap(values: Values, upstreams: Upstreams, listen: Listen) -> dict[str, Any]:
@@ -379,9 +524,11 @@ def build_bootstrap(values: Values, upstreams: Upstreams, listen: Listen) -> dic
         ),
     ]
     clusters = [
-        _cluster(cluster_name(n), upstreams.model_services[n]) for n in values.version_names
+        _cluster(cluster_name(n), upstreams.model_services[n], values) for n in values.version_names
     ]
-    clusters.append(_cluster("frontend", upstreams.frontend))
+    clusters.append(_cluster("frontend", upstreams.frontend, values))
+    if listen.metrics is not None:
+        listeners.append(_metrics_listener(values, listen.metrics))
     if listen.stats is not None:
         stats_routes = {
             "name": "stats",
@@ -487,3 +634,67 @@ def write_route_files(bootstrap: dict[str, Any], routes_dir: Path, version: str)
         text = yaml.safe_dump(route_discovery(route_config, version), sort_keys=False)
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
+
+
+# --- Endpoints served from files (EDS over the filesystem), so processes can be replaced. ---
+
+ENDPOINTS_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+
+def endpoint_file(directory: Path, cluster: str) -> Path:
+    """The file Envoy watches for one cluster's endpoints."""
+    return directory / f"{cluster}-endpoints.yaml"
+
+
+def with_file_endpoints(
+    bootstrap: dict[str, Any], directory: Path, clusters: list[str]
+) -> dict[str, Any]:
+    """The bootstrap with these clusters' endpoints read from watched files (type EDS).
+
+    Envoy re-reads an endpoint file when another file is moved onto it: a new process joins the
+    pool, and a process marked DRAINING gets no new requests while it finishes the ones it has.
+    """
+    dynamic = copy.deepcopy(bootstrap)
+    for cluster in dynamic["static_resources"]["clusters"]:
+        if cluster["name"] not in clusters:
+            continue
+        del cluster["load_assignment"]
+        cluster["type"] = "EDS"
+        cluster["eds_cluster_config"] = {
+            "service_name": cluster["name"],
+            "eds_config": {
+                "resource_api_version": "V3",
+                "path_config_source": {"path": str(endpoint_file(directory, cluster["name"]))},
+            },
+        }
+    return {"node": {"id": "localmesh", "cluster": "localmesh"}, **dynamic}
+
+
+def write_endpoint_file(
+    directory: Path, cluster: str, endpoints: list[Endpoint], version: str
+) -> None:
+    """Write one cluster's endpoints atomically: a temporary file, then a rename onto it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = endpoint_file(directory, cluster)
+    temporary = target.with_name(f".{target.name}.tmp")
+    document = {
+        "version_info": version,
+        "resources": [{"@type": ENDPOINTS_TYPE, **load_assignment(cluster, endpoints)}],
+    }
+    temporary.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    os.replace(temporary, target)
+
+
+def write_endpoint_files(
+    bootstrap: dict[str, Any], directory: Path, clusters: list[str], version: str
+) -> None:
+    """Write the endpoint file of each of these clusters from the bootstrap's static addresses."""
+    for cluster in bootstrap["static_resources"]["clusters"]:
+        if cluster["name"] not in clusters:
+            continue
+        endpoints = [
+            Endpoint(Address(raw["address"], raw["port_value"]))
+            for group in cluster["load_assignment"]["endpoints"]
+            for raw in (e["endpoint"]["address"]["socket_address"] for e in group["lb_endpoints"])
+        ]
+        write_endpoint_file(directory, cluster["name"], endpoints, version)

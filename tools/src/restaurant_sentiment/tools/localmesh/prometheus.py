@@ -1,7 +1,13 @@
-"""Prometheus configuration of `make up`: scrape every local process, load the project's rules."""
+"""Prometheus configuration of `make up`: scrape every local process, load the project's rules.
+
+The model-services and the frontend are found through files (`file_sd_configs`) that `make up`
+rewrites when `make restart` replaces a process, so Prometheus follows it to its new port.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +37,41 @@ def rule_groups_file(rules: Path, workdir: Path) -> Path | None:
     raise ConfigError(f"the alert rules {rules} have no `groups:` list")
 
 
-def build_config(
-    model_service_ports: dict[str, int],
-    frontend_port: int,
-    envoy_admin_port: int,
-    rules: Path | None,
-) -> dict[str, Any]:
-    """Scrape both model-services, the frontend and Envoy's Prometheus statistics."""
-    model_targets = [
-        {"targets": [f"127.0.0.1:{port}"], "labels": {"version": name}}
-        for name, port in model_service_ports.items()
-    ]
+def targets_file(directory: Path, job: str) -> Path:
+    """The file that lists a job's targets."""
+    return directory / f"prometheus-{job}-targets.json"
+
+
+def write_targets(
+    directory: Path, model_service_ports: dict[str, list[int]], frontend_ports: list[int]
+) -> None:
+    """List the processes serving now (two of a service while one replaces the other)."""
+    jobs = {
+        "model-service": [
+            {"targets": [f"127.0.0.1:{port}" for port in ports], "labels": {"version": name}}
+            for name, ports in model_service_ports.items()
+        ],
+        "frontend": [{"targets": [f"127.0.0.1:{port}" for port in frontend_ports]}],
+    }
+    for job, groups in jobs.items():
+        target = targets_file(directory, job)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_text(json.dumps(groups), encoding="utf-8")
+        os.replace(temporary, target)
+
+
+def build_config(directory: Path, envoy_admin_port: int, rules: Path | None) -> dict[str, Any]:
+    """Scrape the model-services and the frontend (listed in directory) and Envoy's statistics."""
     config: dict[str, Any] = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "scrape_configs": [
-            {"job_name": "model-service", "static_configs": model_targets},
             {
-                "job_name": "frontend",
-                "static_configs": [{"targets": [f"127.0.0.1:{frontend_port}"]}],
-            },
+                "job_name": job,
+                "file_sd_configs": [{"files": [str(targets_file(directory, job))]}],
+            }
+            for job in ("model-service", "frontend")
+        ]
+        + [
             {
                 "job_name": "envoy",
                 "metrics_path": "/stats/prometheus",

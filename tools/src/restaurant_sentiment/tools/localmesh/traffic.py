@@ -8,12 +8,15 @@ dropped. The override lives as long as that `make up`: a new start reads values.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,11 @@ def effective_values_file(directory: Path) -> Path:
 
 @dataclass(frozen=True)
 class RunState:
-    """What a promotion needs to know about a running `make up`."""
+    """What a promotion, a restart and the metrics readers need to know about a `make up`.
+
+    The ports of the frontend and the model-services are those of the processes serving now:
+    `make restart` replaces them with processes on other ports and updates them here.
+    """
 
     pid: int
     values: str
@@ -57,6 +64,19 @@ class RunState:
     frontend_port: int
     model_service_ports: dict[str, int]
     weights: dict[str, int]
+    # The Envoy listener with a stable /<version>/metrics per version (0: none).
+    metrics_port: int = 0
+    # The Unix socket `make restart` talks to ("": none).
+    control: str = ""
+
+    def metrics_urls(self) -> list[str]:
+        """Each version's /metrics at an address that outlives its processes."""
+        if not self.metrics_port:
+            return [f"http://127.0.0.1:{p}/metrics" for p in self.model_service_ports.values()]
+        return [
+            f"http://127.0.0.1:{self.metrics_port}{gateway.metrics_path(name)}"
+            for name in self.model_service_ports
+        ]
 
     def upstreams(self) -> gateway.Upstreams:
         return gateway.local_upstreams(self.model_service_ports, self.frontend_port)
@@ -72,9 +92,29 @@ class RunState:
 
 def save_state(directory: Path, state: RunState) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".{STATE_FILE}.tmp"
+    temporary = directory / f".{STATE_FILE}.{os.getpid()}.tmp"
     temporary.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
     os.replace(temporary, directory / STATE_FILE)
+
+
+@contextlib.contextmanager
+def _state_lock(directory: Path) -> Iterator[None]:
+    """One writer of the run state at a time (a restart and a promotion may overlap)."""
+    with (directory / ".state.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_state(directory: Path, **changes: Any) -> RunState:
+    """Change some fields of the run state, keeping what another writer changed meanwhile."""
+    with _state_lock(directory):
+        raw = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        state = replace(RunState(**raw), **changes)
+        save_state(directory, state)
+        return state
 
 
 def _alive(pid: int) -> bool:
@@ -186,6 +226,14 @@ def values_in_force(gateway_port: int, default: Path) -> Path:
     return live if live.is_file() else default
 
 
+def live_state(gateway_port: int) -> RunState | None:
+    """The state of the `make up` serving gateway_port, or None when none runs."""
+    try:
+        return load_state(gateway_port)[1]
+    except ConfigError:
+        return None
+
+
 def current_weights(gateway_port: int) -> dict[str, int]:
     """The weights the running `make up` on gateway_port applies now."""
     return load_state(gateway_port)[1].weights
@@ -209,9 +257,7 @@ def apply_local_weights(
     wait_applied(state.admin_port, version)
     # The services read the weights from here: the experiment compares the split with them.
     write_values(moved, effective_values_file(directory))
-    updated = RunState(**{**asdict(state), "weights": weights})
-    save_state(directory, updated)
-    return updated, weights
+    return update_state(directory, weights=weights), weights
 
 
 def versions_json(raw_values: dict[str, Any], weights: dict[str, int]) -> str:

@@ -1,29 +1,32 @@
-"""`make up`: every service in the foreground behind the Envoy gateway, supervised by honcho."""
+"""`make up`: every service in the foreground behind the Envoy gateway, under our supervisor.
+
+The gateway reads its routes and its endpoints from files in the run directory, so weights change
+(`make promote`) and processes are replaced (`make restart`) while it keeps running.
+"""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import secrets
-import shlex
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import yaml
-from honcho.manager import Manager
-from honcho.printer import Message, Printer
 
-from restaurant_sentiment.tools.localmesh import gateway, prometheus, traffic
+from restaurant_sentiment.tools.localmesh import gateway, prometheus, restart, traffic
+from restaurant_sentiment.tools.localmesh.service import PORT, Service
 from restaurant_sentiment.tools.localmesh.settings import UpSettings, check_ports_free, port_plan
+from restaurant_sentiment.tools.localmesh.supervisor import SYSTEM, Printer, Supervisor
 from restaurant_sentiment.tools.localmesh.traffic import effective_values_file
 from restaurant_sentiment.tools.paths import check_model_folders
+from restaurant_sentiment.tools.procs import free_port
 from restaurant_sentiment.values import ConfigError, Values, write_values
 
 READY_TIMEOUT = 120.0
@@ -32,17 +35,6 @@ PROMETHEUS_HINT = (
     "(Debian/Ubuntu: `sudo apt-get install prometheus`, macOS: `brew install prometheus`) "
     "and run `make up` again. Carrying on without it."
 )
-SYSTEM = "localmesh"
-
-
-@dataclass(frozen=True)
-class Service:
-    """One supervised process and the URL that answers 200 once it is ready."""
-
-    name: str
-    command: list[str]
-    ready_url: str
-    env: dict[str, str]
 
 
 def envoy_binary() -> str:
@@ -65,14 +57,20 @@ def plan(
     workdir: Path,
     prometheus_bin: str | None,
     routes_dir: Path | None = None,
+    metrics_port: int | None = None,
 ) -> list[Service]:
     """The processes to run, with their configuration files written into workdir.
 
     Every service reads the same effective values file in routes_dir (the chart's values with
-    the weights the gateway applies now), as pods read the chart's values from a ConfigMap.
+    the weights the gateway applies now), as pods read the chart's values from a ConfigMap. The
+    gateway's routes, endpoints and Prometheus's targets are files there too, which a promotion
+    or a restart rewrites. Each service's environment is set here, once: a replacement process
+    gets the same.
     """
     python = sys.executable
     routes_dir = routes_dir or workdir
+    routes_dir.mkdir(parents=True, exist_ok=True)
+    metrics_port = metrics_port or free_port()
     values_file = effective_values_file(routes_dir)
     write_values(values, values_file)
     base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -89,44 +87,48 @@ def plan(
     services = [
         Service(
             f"model-service-{name}",
-            [
+            (
                 python,
                 "-m",
                 "restaurant_sentiment.model_service",
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
+                PORT,
                 "--model-version",
                 name,
-            ],
-            f"http://127.0.0.1:{port}/readyz",
+            ),
+            f"http://127.0.0.1:{PORT}/readyz",
             model_env,
+            port=settings.model_service_ports[name],
+            cluster=gateway.cluster_name(name),
         )
-        for name, port in ((n, settings.model_service_ports[n]) for n in values.version_names)
+        for name in values.version_names
     ]
     # The frontend reaches the model-service through the mesh listener, as through its sidecar.
     mesh_url = f"http://127.0.0.1:{settings.mesh_port}"
     services.append(
         Service(
             "frontend",
-            [
+            (
                 python,
                 "-m",
                 "restaurant_sentiment.frontend",
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(settings.frontend_port),
+                PORT,
                 "--model-service-url",
                 mesh_url,
-            ],
-            f"http://127.0.0.1:{settings.frontend_port}/healthz",
+            ),
+            f"http://127.0.0.1:{PORT}/healthz",
             {
                 **base_env,
                 "FRONTEND_VALUES_FILE": str(values_file),
-                **frontend_experiment_env(values, settings),
+                **frontend_experiment_env(values, metrics_port),
             },
+            port=settings.frontend_port,
+            cluster="frontend",
         )
     )
     upstreams = gateway.local_upstreams(
@@ -137,45 +139,55 @@ def plan(
         mesh=gateway.Address("127.0.0.1", settings.mesh_port),
         admin=gateway.Address("127.0.0.1", settings.envoy_admin_port),
         access_log=True,
+        metrics=gateway.Address("127.0.0.1", metrics_port),
     )
-    # The routes live in files Envoy watches, so `make promote` can change weights in place.
+    # Routes and endpoints live in files Envoy watches: `make promote` changes weights in place,
+    # `make restart` adds and drains processes.
     bootstrap = gateway.build_bootstrap(values, upstreams, listen)
+    clusters = gateway.service_clusters(values)
     gateway.write_route_files(bootstrap, routes_dir, "initial")
+    gateway.write_endpoint_files(bootstrap, routes_dir, clusters, "initial")
+    dynamic = gateway.with_file_endpoints(
+        gateway.with_file_routes(bootstrap, routes_dir), routes_dir, clusters
+    )
     envoy_config = workdir / "envoy.yaml"
-    envoy_config.write_text(yaml.safe_dump(gateway.with_file_routes(bootstrap, routes_dir)))
+    envoy_config.write_text(yaml.safe_dump(dynamic))
     services.append(
         Service(
             "gateway",
             # No hot restart means no shared memory: several Envoys (tests, checkouts) coexist.
-            [
+            (
                 envoy_binary(),
                 "-c",
                 str(envoy_config),
                 "--disable-hot-restart",
                 "--log-level",
                 "warn",
-            ],
+            ),
             f"http://127.0.0.1:{settings.envoy_admin_port}/ready",
             base_env,
         )
     )
     if prometheus_bin is not None:
         rules = prometheus.rule_groups_file(prometheus.RULES, workdir)
-        config = prometheus.build_config(
-            upstreams_ports(upstreams), settings.frontend_port, settings.envoy_admin_port, rules
+        prometheus.write_targets(
+            routes_dir,
+            {n: [settings.model_service_ports[n]] for n in values.version_names},
+            [settings.frontend_port],
         )
+        config = prometheus.build_config(routes_dir, settings.envoy_admin_port, rules)
         prometheus_config = workdir / "prometheus.yaml"
         prometheus_config.write_text(yaml.safe_dump(config))
         services.append(
             Service(
                 "prometheus",
-                [
+                (
                     prometheus_bin,
                     f"--config.file={prometheus_config}",
                     f"--storage.tsdb.path={workdir / 'prometheus-data'}",
                     f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
                     "--log.level=warn",
-                ],
+                ),
                 f"http://127.0.0.1:{settings.prometheus_port}/-/ready",
                 base_env,
             )
@@ -183,20 +195,17 @@ def plan(
     return services
 
 
-def frontend_experiment_env(values: Values, settings: UpSettings) -> dict[str, str]:
-    """The /experiment page's sources: every version's /metrics, read directly.
+def frontend_experiment_env(values: Values, metrics_port: int) -> dict[str, str]:
+    """The /experiment page's sources: every version's /metrics, through the gateway's metrics
+    listener, whose address stays while `make restart` replaces the processes behind it.
 
     Through the mesh it would reach only the version of its cookie.
     """
     urls = [
-        f"http://127.0.0.1:{settings.model_service_ports[name]}/metrics"
+        f"http://127.0.0.1:{metrics_port}{gateway.metrics_path(name)}"
         for name in values.version_names
     ]
     return {"FRONTEND_EXPERIMENT_METRICS_URLS": json.dumps(urls)}
-
-
-def upstreams_ports(upstreams: gateway.Upstreams) -> dict[str, int]:
-    return {name: address.port for name, address in upstreams.model_services.items()}
 
 
 def banner(values: Values, settings: UpSettings, with_prometheus: bool) -> str:
@@ -214,47 +223,51 @@ def banner(values: Values, settings: UpSettings, with_prometheus: bool) -> str:
     lines += [
         f"Pick a model version with the cookie, e.g. curl -H 'Cookie: {cookie}={first}' "
         f"{url_host(values.hosts.service, port)}/version",
+        "`make restart` (another terminal) replaces every service process without a failed "
+        "request.",
         "Press Ctrl-C to stop everything.",
     ]
     return "\n".join(lines)
 
 
 class _Watcher(threading.Thread):
-    """Waits for every service's ready URL, then prints the banner; stops all on a timeout."""
+    """Waits for every service's ready URL, then prints the banner and calls on_ready; stops
+    everything when one is not ready in time."""
 
-    def __init__(self, manager: Manager, services: list[Service], banner: str) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        services: list[Service],
+        banner: str,
+        on_ready: Callable[[], None],
+    ) -> None:
         super().__init__(name="readiness", daemon=True)
-        self.manager = manager
+        self.supervisor = supervisor
         self.services = services
         self.banner = banner
-        self.stopped = threading.Event()
-        self.failed = False
-
-    def say(self, text: str) -> None:
-        self.manager.events.put(Message("line", text + "\n", datetime.datetime.now(), SYSTEM, None))
+        self.on_ready = on_ready
 
     def run(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         pending = list(self.services)
         with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while pending and not self.stopped.is_set():
+            while pending and not self.supervisor.stopping.is_set():
                 if time.monotonic() > deadline:
                     names = ", ".join(s.name for s in pending)
-                    self.say(f"not ready after {READY_TIMEOUT:.0f}s: {names}; stopping")
-                    self.failed = True
-                    self.manager.terminate()
+                    self.supervisor.fail(f"not ready after {READY_TIMEOUT:.0f}s: {names}")
                     return
                 service = pending[0]
                 try:
                     if client.get(service.ready_url).status_code == 200:
-                        self.say(f"{service.name} is ready")
+                        self.supervisor.say(f"{service.name} is ready")
                         pending.pop(0)
                         continue
                 except httpx.TransportError:
                     pass
-                self.stopped.wait(0.2)
-        if not self.stopped.is_set():
-            self.say(self.banner)
+                self.supervisor.stopping.wait(0.2)
+        if not self.supervisor.stopping.is_set():
+            self.on_ready()
+            self.supervisor.say(self.banner)
 
 
 def run(values: Values, settings: UpSettings, model_dir: Path, values_path: Path) -> int:
@@ -283,8 +296,18 @@ def _run(
     prometheus_bin: str | None,
     directory: Path,
 ) -> int:
+    metrics_port = free_port()
+    control = restart.control_path(directory)
     with tempfile.TemporaryDirectory(prefix="localmesh-") as tmp:
-        services = plan(values, settings, model_dir.resolve(), Path(tmp), prometheus_bin, directory)
+        services = plan(
+            values,
+            settings,
+            model_dir.resolve(),
+            Path(tmp),
+            prometheus_bin,
+            directory,
+            metrics_port,
+        )
         traffic.save_state(
             directory,
             traffic.RunState(
@@ -298,25 +321,34 @@ def _run(
                     n: settings.model_service_ports[n] for n in values.version_names
                 },
                 weights={v.name: v.weight for v in values.model_service.versions},
+                metrics_port=metrics_port,
+                control=str(control),
             ),
         )
-        printer = Printer(sys.stdout)
-        manager = Manager(printer)
-        for service in services:
-            manager.add_process(
-                service.name, "exec " + shlex.join(service.command), env=service.env
-            )
-        printer.width = max(len(SYSTEM), *(len(s.name) for s in services))
+        printer = Printer(sys.stdout, max(len(SYSTEM), *(len(s.name) for s in services)))
+        supervisor = Supervisor(printer)
         if prometheus_bin is None:
-            printer.write(Message("line", PROMETHEUS_HINT, datetime.datetime.now(), SYSTEM, None))
-        watcher = _Watcher(manager, services, banner(values, settings, prometheus_bin is not None))
+            supervisor.say(PROMETHEUS_HINT)
+        for service in services:
+            supervisor.start(service.name, service.command, service.env, service.port)
+        server = restart.ControlServer(
+            control,
+            restart.RollingRestart(
+                supervisor,
+                services,
+                values,
+                directory,
+                settings.envoy_admin_port,
+                with_prometheus=prometheus_bin is not None,
+            ),
+        )
+        watcher = _Watcher(
+            supervisor,
+            services,
+            banner(values, settings, prometheus_bin is not None),
+            on_ready=server.start,
+        )
         watcher.start()
-        manager.loop()
-        watcher.stopped.set()
+        code = supervisor.run(on_stop=server.close)
         watcher.join(timeout=5)
-    if watcher.failed:
-        return 1
-    # A stop asked for by Ctrl-C or SIGTERM is a clean end; a service that died is not.
-    if manager.returncode in (130, 143):
-        return 0
-    return manager.returncode or 1
+    return code
