@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restaurant_sentiment.model_service import openapi
 from restaurant_sentiment.model_service.config import Settings, get_settings
+from restaurant_sentiment.model_service.feedback_store import (
+    ASSIGNMENTS,
+    PREDICTIONS,
+    CountsFlusher,
+    open_store,
+)
 from restaurant_sentiment.model_service.limits import BodySizeLimit
 from restaurant_sentiment.model_service.metrics import AssignmentCounter, ExperimentMetrics
 from restaurant_sentiment.model_service.model import SentimentModel
@@ -39,6 +46,7 @@ from restaurant_sentiment.model_service.schemas import (
     ReviewIn,
     ValidationErrorOut,
 )
+from restaurant_sentiment.values import names
 
 log = logging.getLogger("model_service")
 STATIC = Path(__file__).parent / "static"
@@ -53,6 +61,21 @@ def service_version() -> str:
         return version(DISTRIBUTION)
     except PackageNotFoundError:
         return "0.0.0"
+
+
+def process_counts(metrics: ExperimentMetrics) -> dict[tuple[str, str], int]:
+    """This process's assignments (by split) and predictions, as the store tallies them."""
+    counts: dict[tuple[str, str], int] = {}
+    for family in metrics.assignments.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = (metrics.version, ASSIGNMENTS + sample.labels[names.SPLIT_LABEL])
+                counts[key] = int(sample.value)
+    predictions = 0
+    for family in metrics.predictions.collect():
+        predictions += sum(int(s.value) for s in family.samples if s.name.endswith("_total"))
+    counts[(metrics.version, PREDICTIONS)] = predictions
+    return counts
 
 
 def create_app(settings: Settings | None = None, model: SentimentModel | None = None) -> FastAPI:
@@ -71,8 +94,16 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         # Everything built so far (modules, the model's tables) lives as long as the process:
         # keeping it out of the garbage collector's scans cut batch scoring time by about 20%.
         gc.freeze()
-        yield
-        app.state.model = None
+        store = app.state.feedback_store
+        flusher = CountsFlusher(store, partial(process_counts, app.state.metrics))
+        flusher.start()
+        try:
+            yield
+        finally:
+            # After the last request: the counts this process gained go to the store first.
+            await flusher.stop()
+            await store.close()
+            app.state.model = None
 
     app = FastAPI(
         title="Restaurant sentiment model-service",
@@ -99,6 +130,10 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         else secrets.token_urlsafe(32)
     )
     app.state.prediction_ids = PredictionIds(secret, settings.prediction_id_max_age)
+    password = settings.feedback_store_password
+    app.state.feedback_store = open_store(
+        settings.feedback_store, password.get_secret_value() if password else None
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

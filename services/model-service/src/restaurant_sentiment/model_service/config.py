@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from restaurant_sentiment.model_service.feedback_store import check_url
 from restaurant_sentiment.values import ConfigError, Values, load_values
 from restaurant_sentiment.values.names import VERSION_NAME
 
@@ -43,6 +44,15 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=60, description="Seconds an id stays valid."
     )
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    feedback_store: str = Field(
+        "memory",
+        description="Where claimed prediction ids and the experiment's tallies live, shared by "
+        "every process that serves feedback: memory (this process only), sqlite:///PATH (the "
+        "processes of one machine) or redis://[:PASSWORD@]HOST[:PORT][/DB] (a cluster).",
+    )
+    feedback_store_password: SecretStr | None = Field(
+        None, description="Password of the Redis feedback store, when not in its URL."
+    )
 
     _values: Values | None = PrivateAttr(default=None)
 
@@ -52,6 +62,11 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters long")
         return value
+
+    @field_validator("feedback_store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        return check_url(value)
 
     @model_validator(mode="after")
     def _read_values(self) -> Settings:

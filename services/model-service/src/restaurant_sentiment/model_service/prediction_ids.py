@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from hashlib import blake2b
 
@@ -37,14 +36,12 @@ class PredictionRef:
 
 
 class PredictionIds:
-    """Issues and verifies ids, and remembers recently used ones (bounded)."""
+    """Issues and verifies ids; the feedback store remembers which were used (feedback_store)."""
 
-    def __init__(self, secret: str, max_age: int, remember: int = 100_000) -> None:
+    def __init__(self, secret: str, max_age: int) -> None:
         # BLAKE2b in keyed mode is a MAC in one C call, several times cheaper than HMAC-SHA256.
         self._key = hashlib.blake2b(b"prediction-id:" + secret.encode(), digest_size=64).digest()
         self._max_age = max_age
-        self._used: OrderedDict[str, None] = OrderedDict()
-        self._remember = remember
 
     def _sign(self, payload: str) -> str:
         return blake2b(payload.encode(), key=self._key, digest_size=_SIG_BYTES).hexdigest()
@@ -70,11 +67,3 @@ class PredictionIds:
         if age > self._max_age:
             raise PredictionIdError("predictionId has expired")
         return PredictionRef(version, int(prediction), int(issued, 16), nonce)
-
-    def claim(self, ref: PredictionRef) -> None:
-        """Mark an id as used; a second claim fails."""
-        if ref.nonce in self._used:
-            raise PredictionIdError("feedback for this predictionId was already recorded")
-        self._used[ref.nonce] = None
-        if len(self._used) > self._remember:
-            self._used.popitem(last=False)

@@ -1,0 +1,392 @@
+"""The feedback store: which prediction ids were claimed, and the experiment's tallies.
+
+Feedback on a prediction id counts once across every replica, version and restart, for as long
+as the id is valid: the claim lives in a store all the processes share. The same write adds the
+feedback to its version's tally (one SQLite transaction, one Redis script), so the tallies the
+experiment reads are exactly the feedback that was answered 200, whatever restarted meanwhile.
+
+- `memory`: one process (tests, a single instance); nothing survives a restart.
+- `sqlite:///PATH`: the processes of one machine (`make up`, compose), in WAL mode.
+- `redis://…` / `rediss://…`: a cluster (redis-py's asyncio client).
+
+Assignments and predictions are counted on the hot path by the Prometheus counters of each
+process; `CountsFlusher` adds what they gained to the store every second and at shutdown, so
+those tallies survive a restart too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import sqlite3
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("restaurant_sentiment.model_service")
+T = TypeVar("T")
+
+# Tally counters: diners' feedback, feedback on API batch predictions, predictions, and the
+# assignments of one split ("assignments:stable=70,canary=30").
+CORRECT = "correct"
+INCORRECT = "incorrect"
+BATCH_CORRECT = "batch_correct"
+BATCH_INCORRECT = "batch_incorrect"
+PREDICTIONS = "predictions"
+ASSIGNMENTS = "assignments:"
+# version -> counter -> value
+Tallies = dict[str, dict[str, int]]
+SCHEMES = "memory, sqlite:///ABSOLUTE/PATH or redis://[:PASSWORD@]HOST[:PORT][/DB]"
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached or written; nothing was counted."""
+
+
+def outcome(accurate: bool, batch: bool) -> str:
+    """The tally counter one feedback adds to."""
+    if batch:
+        return BATCH_CORRECT if accurate else BATCH_INCORRECT
+    return CORRECT if accurate else INCORRECT
+
+
+def check_url(url: str) -> str:
+    """Return url if it names a store, else raise ValueError saying what is wrong."""
+    if url == "memory":
+        return url
+    scheme = url.partition(":")[0]
+    if scheme == "sqlite":
+        path = sqlite_path(url)
+        if not path.parent.is_dir():
+            raise ValueError(f"the folder of the SQLite file, {path.parent}, does not exist")
+        return url
+    if scheme in {"redis", "rediss", "unix"}:
+        try:
+            aioredis.ConnectionPool.from_url(url)
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
+        return url
+    raise ValueError(f"{redacted(url)!r} is not a feedback store: use {SCHEMES}")
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a sqlite:///PATH URL (an absolute path)."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError("a SQLite store is sqlite:///ABSOLUTE/PATH, e.g. sqlite:///var/lib/fb.db")
+    return Path(url.removeprefix("sqlite://"))
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for a log line or an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class FeedbackStore(ABC):
+    """Claims prediction ids once and keeps per-version tallies."""
+
+    description: str
+
+    @abstractmethod
+    async def claim(self, nonce: str, version: str, counter: str, expires_at: int) -> bool:
+        """Claim an id and add one to version's counter, atomically; False if already claimed."""
+
+    @abstractmethod
+    async def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add to (version, counter) tallies, all or none."""
+
+    @abstractmethod
+    async def tallies(self) -> Tallies:
+        """Every version's counters."""
+
+    async def purge(self) -> None:  # noqa: B027 - a store whose claims expire by themselves
+        """Forget claims whose id has expired."""
+
+    async def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release connections."""
+
+
+class MemoryStore(FeedbackStore):
+    """One process's memory: for tests and a single instance."""
+
+    def __init__(self) -> None:
+        self.description = "memory"
+        self._claims: dict[str, int] = {}
+        self._tallies: Tallies = {}
+
+    async def claim(self, nonce: str, version: str, counter: str, expires_at: int) -> bool:
+        expires = self._claims.get(nonce)
+        if expires is not None and expires > time.time():
+            return False
+        self._claims[nonce] = expires_at
+        self._bump(version, counter, 1)
+        return True
+
+    async def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        for (version, counter), value in counts.items():
+            self._bump(version, counter, value)
+
+    def _bump(self, version: str, counter: str, value: int) -> None:
+        tally = self._tallies.setdefault(version, {})
+        tally[counter] = tally.get(counter, 0) + value
+
+    async def tallies(self) -> Tallies:
+        return {version: dict(counts) for version, counts in self._tallies.items()}
+
+    async def purge(self) -> None:
+        now = time.time()
+        self._claims = {n: e for n, e in self._claims.items() if e > now}
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS claims (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tallies (
+    version TEXT NOT NULL, counter TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (version, counter)
+) WITHOUT ROWID;
+"""
+# A claim that expired may be claimed again: the id no longer verifies, so it never is in fact.
+_CLAIM = (
+    "INSERT INTO claims (nonce, expires) VALUES (?, ?) "
+    "ON CONFLICT (nonce) DO UPDATE SET expires = excluded.expires WHERE claims.expires <= ?"
+)
+_ADD = (
+    "INSERT INTO tallies (version, counter, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (version, counter) DO UPDATE SET value = value + excluded.value"
+)
+
+
+class SqliteStore(FeedbackStore):
+    """One SQLite file in WAL mode, shared by every process of one machine.
+
+    The connection is used from one worker thread, so a write waiting on another process's lock
+    never blocks the event loop.
+    """
+
+    def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
+        self.path = path
+        self.description = f"sqlite://{path}"
+        self._busy_timeout = busy_timeout
+        self._db: sqlite3.Connection | None = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="feedback-db")
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a commit survives a crash of the process (not of the machine).
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except sqlite3.Error:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def job() -> T:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, job)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.description}: {exc}") from None
+
+    async def claim(self, nonce: str, version: str, counter: str, expires_at: int) -> bool:
+        now = int(time.time())
+
+        def work(db: sqlite3.Connection) -> bool:
+            if db.execute(_CLAIM, (nonce, expires_at, now)).rowcount != 1:
+                return False
+            db.execute(_ADD, (version, counter, 1))
+            return True
+
+        return await self._run(work)
+
+    async def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        rows = [(version, counter, value) for (version, counter), value in counts.items()]
+        await self._run(lambda db: db.executemany(_ADD, rows))
+
+    async def tallies(self) -> Tallies:
+        rows = await self._run(
+            lambda db: db.execute("SELECT version, counter, value FROM tallies").fetchall()
+        )
+        found: Tallies = {}
+        for version, counter, value in rows:
+            found.setdefault(version, {})[counter] = int(value)
+        return found
+
+    async def purge(self) -> None:
+        now = int(time.time())
+        await self._run(lambda db: db.execute("DELETE FROM claims WHERE expires <= ?", (now,)))
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, shut)
+        self._thread.shutdown(wait=True)
+
+
+# Redis: one hash tag, so a Redis Cluster keeps a claim and the tallies in one slot.
+_PREFIX = "{restaurant-sentiment}:feedback:"
+_TALLIES = _PREFIX + "tallies"
+_CLAIMS = _PREFIX + "claim:"
+_CLAIM_SCRIPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  return 1
+end
+return 0
+"""
+_SEPARATOR = "|"
+
+
+class RedisStore(FeedbackStore):
+    """One Redis for every replica of every version: SET NX EX and HINCRBY in one script."""
+
+    def __init__(
+        self,
+        url: str,
+        password: str | None = None,
+        timeout: float = 2.0,
+        max_connections: int = 32,
+    ) -> None:
+        self.description = redacted(url)
+        extra: dict[str, Any] = {"password": password} if password else {}
+        # A request waits for a free connection (up to `timeout`) rather than failing at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+            **extra,
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._claim = self._redis.register_script(_CLAIM_SCRIPT)
+
+    async def claim(self, nonce: str, version: str, counter: str, expires_at: int) -> bool:
+        ttl = max(1, expires_at - int(time.time()))
+        field = f"{version}{_SEPARATOR}{counter}"
+        try:
+            claimed = await self._claim(keys=[_CLAIMS + nonce, _TALLIES], args=[ttl, field])
+        except RedisError as exc:
+            raise StoreUnavailable(f"{self.description}: {exc}") from None
+        return bool(claimed)
+
+    async def add(self, counts: Mapping[tuple[str, str], int]) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for (version, counter), value in counts.items():
+                    pipe.hincrby(_TALLIES, f"{version}{_SEPARATOR}{counter}", value)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(f"{self.description}: {exc}") from None
+
+    async def tallies(self) -> Tallies:
+        try:
+            raw = await self._redis.hgetall(_TALLIES)  # type: ignore[misc]
+        except RedisError as exc:
+            raise StoreUnavailable(f"{self.description}: {exc}") from None
+        found: Tallies = {}
+        for key, value in raw.items():
+            version, _, counter = str(key).partition(_SEPARATOR)
+            found.setdefault(version, {})[counter] = int(value)
+        return found
+
+    async def close(self) -> None:
+        await self._redis.aclose(close_connection_pool=True)
+
+
+def open_store(url: str, password: str | None = None) -> FeedbackStore:
+    """The store a checked URL names (connections are opened on first use)."""
+    if url == "memory":
+        return MemoryStore()
+    if url.startswith("sqlite:"):
+        return SqliteStore(sqlite_path(url))
+    return RedisStore(url, password)
+
+
+class CountsFlusher:
+    """Adds what this process's assignment and prediction counters gained to the store.
+
+    `read` returns the process's totals by (version, counter); what the store has not yet
+    acknowledged is sent again with the next flush, so nothing is lost while it is down.
+    """
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        read: Callable[[], dict[tuple[str, str], int]],
+        every: float = 1.0,
+        purge_every: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.read = read
+        self.every = every
+        self.purge_every = purge_every
+        self._sent: dict[tuple[str, str], int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        """Send the counts gained since the last flush that reached the store."""
+        totals = self.read()
+        gained = {key: value - self._sent.get(key, 0) for key, value in totals.items()}
+        gained = {key: value for key, value in gained.items() if value > 0}
+        if not gained:
+            return
+        await self.store.add(gained)
+        self._sent = totals
+
+    async def _loop(self) -> None:
+        last_purge = time.monotonic()
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.flush()
+                if time.monotonic() - last_purge > self.purge_every:
+                    await self.store.purge()
+                    last_purge = time.monotonic()
+            except StoreUnavailable as exc:
+                log.warning("the feedback store is unavailable, counts wait: %s", exc)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="feedback-store-flush")
+
+    async def stop(self) -> None:
+        """Stop the loop and flush what is left (a replaced process hands over its counts)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await self.flush()
+        except StoreUnavailable as exc:
+            log.warning("counts not handed to the feedback store at shutdown: %s", exc)
