@@ -53,10 +53,13 @@ async def test_review_and_feedback_through_the_real_model_service(stable_url: st
         assert feedback.status_code == 200, feedback.text
         assert "Thank you for your feedback!" in feedback.text
         assert not re.search(r"accuracy|\d%", feedback.text), "no running accuracy for diners"
+        # A second click or a resent form: the model-service refuses to count it again (409),
+        # and the diner is thanked, not shown an error.
         again = await client.post("/restaurants/sea-breeze-grill/feedback", data=form, headers=HTMX)
-        assert again.status_code == 409
-        assert "already recorded" in again.text
-        assert "We could not record your feedback" in again.text
+        assert again.status_code == 200, again.text
+        assert "Your feedback on this review was already recorded" in again.text
+        assert "We could not record your feedback" not in again.text
+        assert 'role="alert"' not in again.text
 
 
 async def test_plain_forms_through_the_real_model_service(stable_url: str):

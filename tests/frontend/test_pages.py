@@ -194,6 +194,22 @@ async def test_feedback_sends_the_prediction_id_and_thanks_without_the_running_a
     assert page.find("form", id="feedback"), "the fragment replaces the feedback form"
 
 
+async def test_feedback_the_model_service_cannot_record_is_an_error_to_retry(
+    client: httpx.AsyncClient, upstream: FakeModelService
+):
+    detail = "the feedback store cannot be reached, so this feedback was not recorded"
+    upstream.override = lambda request: httpx.Response(503, json={"detail": detail})
+    form = {"predictionId": "pred-42", "prediction": "1", "modelVersion": "stable"}
+    response = await client.post(
+        "/restaurants/gourmet-haven/feedback", data={**form, "accurate": "true"}, headers=HTMX
+    )
+    assert response.status_code == 502
+    assert "Thank you" not in response.text
+    assert 'role="alert"' in response.text
+    page = elements(response.text)
+    assert page.disabled_fieldsets() == 0, "the buttons stay, to send it again"
+
+
 async def test_plain_feedback_post_shows_the_whole_verdict_and_thanks(
     client: httpx.AsyncClient, upstream: FakeModelService
 ):

@@ -22,6 +22,7 @@ from restaurant_sentiment.tools.experiment.simulate import (
     load_reviews,
     simulate,
 )
+from restaurant_sentiment.tools.experiment.store import from_store
 from restaurant_sentiment.tools.paths import CHART_VALUES as DEFAULT_VALUES
 from restaurant_sentiment.tools.paths import CORPUS
 from restaurant_sentiment.values import load_values
@@ -62,6 +63,19 @@ def _window(text: str) -> str | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def running_store() -> str | None:
+    """The feedback store of the `make up` running on GATEWAY_PORT, if one runs."""
+    from restaurant_sentiment.tools.localmesh.settings import load_settings
+    from restaurant_sentiment.tools.localmesh.traffic import live_state
+    from restaurant_sentiment.values import ConfigError as MeshConfigError
+
+    try:
+        state = live_state(load_settings().gateway_port)
+    except MeshConfigError:
+        return None
+    return state.feedback_store if state is not None and state.feedback_store else None
+
+
 def default_metrics_urls() -> list[str]:
     """The /metrics of the model-services behind the local gateway: those of the `make up`
     running on GATEWAY_PORT (at addresses that follow `make restart`), else MODEL_SERVICE_PORTS."""
@@ -99,13 +113,20 @@ def _decide(args: argparse.Namespace) -> int:
     config = load_config(values, control=args.control, treatment=args.treatment)
     prometheus_url = args.prometheus_url
     metrics_urls = args.metrics_url or []
-    if not prometheus_url and not metrics_urls:
+    store = args.store
+    if not prometheus_url and not metrics_urls and not store:
         prometheus_url = os.environ.get("PROMETHEUS_URL") or None
         if not prometheus_url:
-            metrics_urls = default_metrics_urls()
-    observation = asyncio.run(
-        collect(prometheus_url, metrics_urls, args.window, split=config.split)
-    )
+            store = running_store()
+            if not store:
+                metrics_urls = default_metrics_urls()
+    if store:
+        password = os.environ.get("MODEL_SERVICE_FEEDBACK_STORE_PASSWORD") or None
+        observation = asyncio.run(from_store(store, config.split, password))
+    else:
+        observation = asyncio.run(
+            collect(prometheus_url, metrics_urls, args.window, split=config.split)
+        )
     analysis = analyse(observation, config)
     if args.json:
         print(json.dumps(analysis.model_dump(mode="json"), indent=2))
@@ -156,13 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
         "decide",
         help="analyse feedback per version and print PROMOTE, ROLLBACK or CONTINUE with the reason",
         description="Reads counts from Prometheus (--prometheus-url, else PROMETHEUS_URL) or, "
-        "without one, from each model-service's /metrics (--metrics-url, else the local "
-        "gateway's upstreams from MODEL_SERVICE_PORTS).",
+        "without one, from the feedback store (--store, else the running `make up`'s), or from "
+        "each model-service's /metrics (--metrics-url, else the local gateway's upstreams from "
+        "MODEL_SERVICE_PORTS).",
     )
     source = decide.add_mutually_exclusive_group()
     source.add_argument("--prometheus-url", help="base URL of the Prometheus HTTP API")
     source.add_argument(
         "--metrics-url", action="append", help="a model-service /metrics URL (repeat for each)"
+    )
+    source.add_argument(
+        "--store",
+        help="the model-services' feedback store (sqlite:///PATH or redis://...): exact counts "
+        "that survive restarts (default without Prometheus: the running `make up`'s store)",
     )
     decide.add_argument(
         "--window",

@@ -68,6 +68,8 @@ class RunState:
     metrics_port: int = 0
     # The Unix socket `make restart` talks to ("": none).
     control: str = ""
+    # The feedback store the model-services share ("": none), which `make experiment` reads.
+    feedback_store: str = ""
 
     def metrics_urls(self) -> list[str]:
         """Each version's /metrics at an address that outlives its processes."""

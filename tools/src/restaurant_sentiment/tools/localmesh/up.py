@@ -46,6 +46,15 @@ def envoy_binary() -> str:
     return found
 
 
+def feedback_store_url(directory: Path) -> str:
+    """The feedback store every model-service process of a `make up` shares: MODEL_SERVICE_
+    FEEDBACK_STORE when set (a Redis, say), else a SQLite file in the run directory, which
+    outlives the processes `make restart` replaces."""
+    return os.environ.get("MODEL_SERVICE_FEEDBACK_STORE") or (
+        f"sqlite://{directory.resolve() / 'feedback.sqlite3'}"
+    )
+
+
 def url_host(host: str, port: int) -> str:
     return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
@@ -83,6 +92,8 @@ def plan(
         "MODEL_SERVICE_FEEDBACK_SECRET": os.environ.get(
             "MODEL_SERVICE_FEEDBACK_SECRET", secrets.token_urlsafe(32)
         ),
+        # Claimed prediction ids and the experiment's tallies, shared by every process.
+        "MODEL_SERVICE_FEEDBACK_STORE": feedback_store_url(routes_dir),
     }
     services = [
         Service(
@@ -323,6 +334,7 @@ def _run(
                 weights={v.name: v.weight for v in values.model_service.versions},
                 metrics_port=metrics_port,
                 control=str(control),
+                feedback_store=feedback_store_url(directory),
             ),
         )
         printer = Printer(sys.stdout, max(len(SYSTEM), *(len(s.name) for s in services)))

@@ -30,6 +30,8 @@ router = APIRouter(tags=["pages"])
 GOOD = "We are glad to hear you had a good experience."
 BAD = "We are sorry to hear you had a bad experience."
 EMPTY_REVIEW = "Please write a few words about your visit first."
+# The model-service's answer to feedback on a prediction that already has its feedback counted.
+ALREADY_RECORDED = "feedback for this predictionId was already recorded"
 BAD_FEEDBACK = "This feedback could not be read. Please submit your review again."
 # The longest review the model-service scores; a longer one carried by the feedback form is a
 # forgery and is not shown.
@@ -239,6 +241,12 @@ async def submit_feedback(
             sticky_version(request, settings),
         )
     except ModelServiceError as exc:
+        if exc.status == 409 and exc.message == ALREADY_RECORDED:
+            # A second click, a resent form or a retry: the first one counted, so thank them.
+            result["feedback"] = {"accurate": accurate == "true", "already": True}
+            return render(
+                request, templates, htmx, "_feedback.html", "restaurant.html", context, 200
+            )
         result["feedback_error"] = error_view(exc)
         if isinstance(exc, ModelServiceRejected):
             result["feedback_error"]["title"] = "We could not record your feedback"
