@@ -355,3 +355,21 @@ def test_the_frontend_started_with_compose_environment_has_its_experiment(
         )
     assert "not configured" not in page.text
     assert "cannot be read right now" in page.text, "configured, and waiting for Prometheus"
+
+
+def test_both_versions_share_one_feedback_store_on_a_named_volume(compose: dict[str, Any]) -> None:
+    """Feedback on a prediction counts once whichever version gets it: one SQLite file on a
+    volume both containers mount, which outlives their restarts."""
+    stores = set()
+    for version in ("stable", "canary"):
+        service = compose["services"][f"model-service-{version}"]
+        url = service["environment"]["MODEL_SERVICE_FEEDBACK_STORE"]
+        assert url.startswith("sqlite:///"), url
+        path = Path(url.removeprefix("sqlite://"))
+        assert mounts(service)[str(path.parent)] == "feedback-store"
+        stores.add(url)
+    assert len(stores) == 1
+    assert "feedback-store" in compose["volumes"]
+    # The image owns the folder the volume starts as a copy of, so the non-root user can write.
+    dockerfile = (ROOT / "services" / "model-service" / "Dockerfile").read_text()
+    assert f"install -d -o 10001 -g 10001 -m 0750 {path.parent}" in dockerfile

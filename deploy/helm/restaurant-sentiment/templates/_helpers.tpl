@@ -116,6 +116,9 @@ Checks that JSON schema cannot express: weights summing to 100 and unique versio
 {{- if le (int $r.drain.terminationGracePeriodSeconds) (int $longest) }}
 {{- fail (printf "resilience.drain.terminationGracePeriodSeconds must be longer than resilience.drain.preStopSeconds + resilience.retries.perTryTimeoutSeconds (the longest request), %ds; got %ds" (int $longest) (int $r.drain.terminationGracePeriodSeconds)) }}
 {{- end }}
+{{- if and .Values.feedbackStore.redis.deploy .Values.feedbackStore.url }}
+{{- fail "feedbackStore: set either url (a Redis of yours) or redis.deploy (the chart's Redis), not both" }}
+{{- end }}
 {{- if and (gt (int $r.retries.attempts) 0) (ge (int .Values.frontend.readTimeoutSeconds) (int $r.retries.perTryTimeoutSeconds)) }}
 {{- fail (printf "frontend.readTimeoutSeconds (%d) must be shorter than resilience.retries.perTryTimeoutSeconds (%d), or the gateway gives up on a page before the frontend can show its timeout message" (int .Values.frontend.readTimeoutSeconds) (int $r.retries.perTryTimeoutSeconds)) }}
 {{- end }}
@@ -357,6 +360,32 @@ Name of the Secret holding the key that signs prediction ids.
 */}}
 {{- define "restaurant-sentiment.feedbackSecret" -}}
 {{- .Values.feedback.existingSecret | default (printf "%s-feedback" (include "restaurant-sentiment.fullname" .)) }}
+{{- end }}
+
+{{/*
+The feedback store: the chart's Redis, a Redis of the user's, or none (each pod's memory).
+*/}}
+{{- define "restaurant-sentiment.feedbackStore.redis" -}}
+{{- printf "%s-redis" (include "restaurant-sentiment.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "restaurant-sentiment.feedbackStore.url" -}}
+{{- if .Values.feedbackStore.redis.deploy }}
+{{- printf "redis://%s:%d/0" (include "restaurant-sentiment.feedbackStore.redis" .) (int .Values.feedbackStore.redis.port) }}
+{{- else }}
+{{- .Values.feedbackStore.url | default "memory" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the Redis password; empty when there is none.
+*/}}
+{{- define "restaurant-sentiment.feedbackStore.secret" -}}
+{{- if .Values.feedbackStore.existingSecret }}
+{{- .Values.feedbackStore.existingSecret }}
+{{- else if .Values.feedbackStore.redis.deploy }}
+{{- printf "%s-feedback-store" (include "restaurant-sentiment.fullname" .) }}
+{{- end }}
 {{- end }}
 
 {{/*

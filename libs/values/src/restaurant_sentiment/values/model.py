@@ -272,6 +272,38 @@ class Resilience(_Model):
         return self.drain.pre_stop_seconds + self.retries.per_try_timeout_seconds
 
 
+REDIS_URL = r"^rediss?://[^\s:@/]+(:[0-9]{1,5})?(/[0-9]{1,2})?$"
+
+
+class StoreRedis(_Model):
+    """The Redis the chart deploys for the feedback store."""
+
+    deploy: bool = True
+    port: Port = 6379
+
+
+class FeedbackStore(_Model):
+    """Where every model-service pod claims prediction ids and tallies the experiment."""
+
+    url: str = Field(default="", pattern=r"^$|" + REDIS_URL.removeprefix("^"))
+    existing_secret: str = ""
+    secret_key: str = Field(default="redis-password", min_length=1)
+    redis: StoreRedis = StoreRedis()
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> FeedbackStore:
+        if self.url and self.redis.deploy:
+            raise ValueError(
+                "set either url (a Redis of yours) or redis.deploy (the chart's Redis), not both"
+            )
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Whether every pod uses one store (else each remembers only its own claims)."""
+        return bool(self.url) or self.redis.deploy
+
+
 class Values(_Model):
     """The keys of values.yaml that more than one component reads."""
 
@@ -284,6 +316,7 @@ class Values(_Model):
     rollout: Rollout = Rollout()
 
     resilience: Resilience = Resilience()
+    feedback_store: FeedbackStore = FeedbackStore()
 
     @field_validator("restaurants")
     @classmethod
