@@ -34,6 +34,7 @@ __all__ = [
     "model_service_args",
     "model_services",
     "prometheus",
+    "redis_server",
     "require_binary",
     "running",
     "stop",
@@ -128,6 +129,31 @@ def prometheus(config: dict[str, object], workdir: Path) -> Iterator[str]:
     ]
     with running(args, f"http://127.0.0.1:{port}/-/ready", timeout=60):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def redis_server(*args: str) -> Iterator[str]:
+    """The real redis-server on a free loopback port, nothing saved; yields its URL."""
+    binary = require_binary("redis-server", "apt-get install redis-server")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    proc = subprocess.Popen(
+        [*command, "--appendonly", "no", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # synchronise on its own log line
+            if "Ready to accept connections" in line:
+                break
+        else:
+            pytest.fail(f"redis-server exited with {proc.wait()}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def values_variant(path: Path, **changes: object) -> Path:

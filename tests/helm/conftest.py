@@ -119,6 +119,16 @@ def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m["kind"] == kind]
 
 
+def app_workloads(manifests: list[Manifest]) -> list[Manifest]:
+    """The Deployments of the app: the frontend and each model version (not the feedback
+    store's Redis, which tests/helm/test_feedback_store.py checks)."""
+    return [
+        m
+        for m in of_kind(manifests, "Deployment")
+        if m["metadata"]["labels"].get("app.kubernetes.io/component") != "feedback-store"
+    ]
+
+
 def default_values() -> dict[str, Any]:
     """The chart's values.yaml as a plain dict."""
     values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())

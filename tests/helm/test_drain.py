@@ -14,6 +14,7 @@ from tests.helm.conftest import (
     CI_VALUES,
     Manifest,
     Render,
+    app_workloads,
     ci_values,
     default_values,
     of_kind,
@@ -44,7 +45,7 @@ def test_every_deployment_surges_drains_and_stops_in_its_grace_period(
     policy = resilience(values)
     pause = policy["drain"]["preStopSeconds"]
     longest = policy["retries"]["perTryTimeoutSeconds"]
-    deployments = of_kind(render(values), "Deployment")
+    deployments = app_workloads(render(values))
     assert len(deployments) >= 2
     for deployment in deployments:
         name = deployment["metadata"]["name"]
@@ -126,7 +127,7 @@ def test_changed_values_reach_every_object(render: Render) -> None:
         }
     }
     manifests = render(values)
-    for deployment in of_kind(manifests, "Deployment"):
+    for deployment in app_workloads(manifests):
         pod = deployment["spec"]["template"]
         assert container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"] == 8
         assert pod["spec"]["terminationGracePeriodSeconds"] == 45

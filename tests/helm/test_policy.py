@@ -113,12 +113,13 @@ def test_a_digest_lifts_the_digest_skip(chart_scan: dict[str, Any]) -> None:
         f"Deployment.{NAMESPACE}.{RELEASE}-restaurant-sentiment-frontend",
     ) in passed
     assert ("CKV_K8S_43", f"Pod.{NAMESPACE}.{RELEASE}-restaurant-sentiment-test-predict") in passed
+    assert ("CKV_K8S_43", f"Deployment.{NAMESPACE}.{RELEASE}-restaurant-sentiment-redis") in passed
 
 
 def test_the_scan_fails_a_weak_rendering(chart_scan: dict[str, Any]) -> None:
     """A tag pulled IfNotPresent may run an old image under a moved tag: checkov says so."""
     failed = {(c["check_id"], c["resource"]) for c in chart_scan["failed_checks"]["weak"]}
-    deployments = ("frontend", "model-service-stable", "model-service-canary")
+    deployments = ("frontend", "model-service-stable", "model-service-canary", "redis")
     assert failed == {
         ("CKV_K8S_15", f"Deployment.{NAMESPACE}.{RELEASE}-restaurant-sentiment-{name}")
         for name in deployments

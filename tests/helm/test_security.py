@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -19,12 +21,13 @@ from tests.helm.conftest import (
     RELEASE,
     Manifest,
     Render,
+    app_workloads,
     ci_values,
     default_values,
     of_kind,
     only,
 )
-from tests.support import model_service
+from tests.support import model_service, redis_server
 
 FULLNAME = f"{RELEASE}-restaurant-sentiment"
 EXISTING = ci_values(CHART / "ci" / "existing-secret-values.yaml")
@@ -245,7 +248,7 @@ def test_each_workload_runs_as_its_own_service_account(
     manifests = render(values)
     accounts = {a["metadata"]["name"]: a for a in of_kind(manifests, "ServiceAccount")}
     used: dict[str, set[str]] = {}
-    for deployment in of_kind(manifests, "Deployment"):
+    for deployment in app_workloads(manifests):
         spec = deployment["spec"]["template"]["spec"]
         component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
         assert spec["serviceAccountName"] in accounts
@@ -282,7 +285,8 @@ def test_notes_do_not_advertise_metrics_through_the_gateway(notes: Callable[...,
 @pytest.mark.parametrize("values", [{}, THREE, EXISTING], ids=["defaults", "three", "existing"])
 def test_one_disruption_budget_per_workload(render: Render, values: dict[str, Any]) -> None:
     manifests = render(values)
-    deployments = of_kind(manifests, "Deployment")
+    # The feedback store's single Redis is replaced with Recreate: a budget would block drains.
+    deployments = app_workloads(manifests)
     budgets = of_kind(manifests, "PodDisruptionBudget")
     assert len(budgets) == len(deployments)
     for budget in budgets:
@@ -391,7 +395,9 @@ def test_the_key_is_kept_across_upgrades(chart: Any) -> None:
 
 def test_an_existing_secret_is_used_and_none_is_created(render: Render) -> None:
     manifests = render(EXISTING)
-    assert not of_kind(manifests, "Secret")
+    assert [s["metadata"]["name"] for s in of_kind(manifests, "Secret")] == [
+        f"{FULLNAME}-feedback-store"  # the Redis password, a Secret of its own
+    ]
     for env in model_env(manifests).values():
         reference = env_entry(env, "MODEL_SERVICE_FEEDBACK_SECRET")["valueFrom"]["secretKeyRef"]
         assert reference == {"name": "sentiment-feedback-key", "key": "key"}
@@ -408,12 +414,27 @@ def test_real_services_configured_as_rendered_share_trust_in_feedback(render: Re
     """Two versions started with the rendered env: ids verify across them, bare feedback fails."""
     manifests = render()
     key = signing_key(manifests)
+    secrets = {
+        s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+        for s in of_kind(manifests, "Secret")
+    }
     env = {}
     for entry in model_env(manifests)[f"{FULLNAME}-model-service-stable"]:
         if entry["name"].startswith("MODEL_SERVICE_FEEDBACK") or "REQUIRE" in entry["name"]:
-            env[entry["name"]] = entry.get("value", key)
+            reference = entry.get("valueFrom", {}).get("secretKeyRef")
+            value = secrets[reference["name"]][reference["key"]] if reference else entry["value"]
+            env[entry["name"]] = value
+    assert env["MODEL_SERVICE_FEEDBACK_SECRET"] == key
+    # The chart's Redis, as a local redis-server with the generated password.
+    password = env["MODEL_SERVICE_FEEDBACK_STORE_PASSWORD"]
+    store = urlsplit(env["MODEL_SERVICE_FEEDBACK_STORE"])
+    assert store.hostname == f"{FULLNAME}-redis" and store.port == 6379
     review = {"review": "Lovely food and kind staff.", "restaurantName": "Gourmet Haven"}
-    with model_service("stable", **env) as stable, model_service("canary", **env) as canary:
+    with contextlib.ExitStack() as stack:
+        local = stack.enter_context(redis_server("--requirepass", password))
+        env["MODEL_SERVICE_FEEDBACK_STORE"] = f"{local}"
+        stable = stack.enter_context(model_service("stable", **env))
+        canary = stack.enter_context(model_service("canary", **env))
         issued = httpx.post(f"{stable}/predict", json=review, timeout=10).json()
         feedback = {
             "restaurantName": "Gourmet Haven",
@@ -433,5 +454,7 @@ def test_real_services_configured_as_rendered_share_trust_in_feedback(render: Re
             f'{outcome}_predictions_total{{model_version="stable",restaurant="Gourmet Haven"}} 1.0'
             in metrics
         )
-        again = httpx.post(f"{canary}/model-accuracy", json=signed, timeout=10)
-        assert again.status_code == 409
+        # A replay to the other version's process is refused too: they share the store.
+        for instance in (canary, stable):
+            again = httpx.post(f"{instance}/model-accuracy", json=signed, timeout=10)
+            assert again.status_code == 409, again.text

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helm.conftest import CHART, Manifest, Render, ci_values, of_kind, only
+from tests.helm.conftest import CHART, Manifest, Render, app_workloads, ci_values, of_kind, only
 
 FULLNAME = "rel-restaurant-sentiment"
 MODEL = f"{FULLNAME}-model-service"
@@ -20,7 +20,7 @@ DIGEST = "sha256:" + "1" * 64
 
 
 def deployments(manifests: list[Manifest]) -> dict[str, Manifest]:
-    return {d["metadata"]["name"]: d for d in of_kind(manifests, "Deployment")}
+    return {d["metadata"]["name"]: d for d in app_workloads(manifests)}
 
 
 def pod_spec(deployment: Manifest) -> dict[str, Any]:

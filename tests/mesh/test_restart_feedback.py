@@ -22,8 +22,7 @@ import pytest
 from restaurant_sentiment.values import Values
 from tests.mesh.conftest import Up, start_up
 from tests.mesh.test_restart import RESTART_TIMEOUT, Load, gateway_stat, serving
-from tests.model_service.test_feedback_store import redis_server
-from tests.support import PYTHON, ROOT
+from tests.support import PYTHON, ROOT, redis_server
 
 pytestmark = pytest.mark.slow
 

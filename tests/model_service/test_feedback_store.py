@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,34 +30,10 @@ from restaurant_sentiment.model_service.feedback_store import (
 from restaurant_sentiment.model_service.routes.feedback import REPLAYED, STORE_DOWN
 from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 from tests.model_service.conftest import Serve
-from tests.support import CHART_VALUES, free_port, require_binary
+from tests.support import CHART_VALUES, free_port, redis_server
 
 SPLIT = "stable=70,canary=30"
 FAR = 2**40  # an expiry far in the future
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A real redis-server on a free loopback port, nothing saved; yields its URL."""
-    binary = require_binary("redis-server", "apt-get install redis-server")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # synchronise on its own log line
-            if "Ready to accept connections" in line:
-                break
-        else:
-            pytest.fail(f"redis-server exited with {proc.wait()}")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import secrets
+import shutil
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sklearn.pipeline import FunctionTransformer, make_pipeline
@@ -20,6 +25,7 @@ from sklearn.pipeline import FunctionTransformer, make_pipeline
 from restaurant_sentiment.model_service.artefacts import is_gaussian_nb
 from restaurant_sentiment.model_service.corpus import load_corpus
 from restaurant_sentiment.model_service.model import SentimentModel
+from restaurant_sentiment.model_service.prediction_ids import PredictionIds
 from restaurant_sentiment.model_service.preprocess import preprocess
 from restaurant_sentiment.tools.paths import CHART_VALUES, CORPUS, MODEL_DIR, ROOT
 from restaurant_sentiment.tools.procs import NotReady, free_port, rss_bytes, start, stop, wait_http
@@ -59,10 +65,17 @@ def bench_scoring(model_dir: Path, reviews: list[str]) -> list[tuple[str, float,
     return rows
 
 
-async def _load(port: int, request: bytes, total: int, concurrency: int) -> list[float]:
-    """Send `total` keep-alive requests over `concurrency` connections; return latencies."""
+Requests = bytes | Iterator[bytes]
+
+
+async def _load(port: int, request: Requests, total: int, concurrency: int) -> list[float]:
+    """Send `total` keep-alive requests over `concurrency` connections; return latencies.
+
+    `request` is one request sent again and again, or an iterator of distinct ones.
+    """
     latencies: list[float] = []
     remaining = total
+    fixed = request if isinstance(request, bytes) else None
 
     async def worker() -> None:
         nonlocal remaining
@@ -71,7 +84,7 @@ async def _load(port: int, request: bytes, total: int, concurrency: int) -> list
             while remaining > 0:
                 remaining -= 1
                 start = time.perf_counter()
-                writer.write(request)
+                writer.write(fixed if fixed is not None else next(request))  # type: ignore[arg-type]
                 head = await reader.readuntil(b"\r\n\r\n")
                 if not head.startswith(b"HTTP/1.1 200"):
                     raise RuntimeError(f"unexpected answer: {head[:60]!r}")
@@ -93,7 +106,9 @@ def http_request(method: str, path: str, body: bytes = b"") -> bytes:
     return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
-def run_load(port: int, request: bytes, total: int, concurrency: int) -> tuple[float, float, float]:
+def run_load(
+    port: int, request: Requests, total: int, concurrency: int
+) -> tuple[float, float, float]:
     asyncio.run(_load(port, request, 200, concurrency))  # warm-up
     start = time.perf_counter()
     latencies = asyncio.run(_load(port, request, total, concurrency))
@@ -101,6 +116,87 @@ def run_load(port: int, request: bytes, total: int, concurrency: int) -> tuple[f
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     return total / elapsed, statistics.median(latencies) * 1e3, p99 * 1e3
+
+
+FEEDBACK_SECRET = secrets.token_urlsafe(32)
+FEEDBACK_TARGET = 0.8
+
+
+def feedback_requests(restaurant: str) -> Iterator[bytes]:
+    """Feedback on ever new predictions (ids signed with the servers' key): each one counts."""
+    ids = PredictionIds(FEEDBACK_SECRET, max_age=3600)
+    while True:
+        for token in ids.issue_many("canary", [1] * 1000, batch=False):
+            body = {"restaurantName": restaurant, "accurate": True, "prediction": 1,
+                    "predictionId": token}  # fmt: skip
+            yield http_request("POST", "/model-accuracy", json.dumps(body).encode())
+
+
+@contextlib.contextmanager
+def feedback_server(model_dir: Path, store: str) -> Iterator[int]:
+    """A canary model-service whose feedback goes to `store`; yields its port."""
+    port = free_port()
+    env = {"MODEL_SERVICE_FEEDBACK_SECRET": FEEDBACK_SECRET, "MODEL_SERVICE_FEEDBACK_STORE": store}
+    server = start(
+        [sys.executable, "-m", "restaurant_sentiment.model_service", "--port", str(port),
+         "--model-version", "canary", "--model-dir", str(model_dir),
+         "--values-file", str(CHART_VALUES), "--log-level", "warning"],
+        env=env,
+        cwd=ROOT,
+        output=None,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, proc=server, interval=0.05)
+        yield port
+    finally:
+        stop(server)
+
+
+def bench_feedback(model_dir: Path, requests: int, restaurant: str) -> list[str]:
+    """POST /model-accuracy with each feedback store against memory; returns missed targets."""
+    rounds = 3
+    with contextlib.ExitStack() as stack:
+        stores = {"memory": "memory"}
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
+        stores["sqlite"] = f"sqlite://{folder / 'feedback.sqlite3'}"
+        redis_server = shutil.which("redis-server")
+        if redis_server:
+            redis_port = free_port()
+            redis = start(
+                [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"],
+            )  # fmt: skip
+            stack.callback(stop, redis)
+            stores["redis"] = f"redis://127.0.0.1:{redis_port}/0"
+        else:
+            print("\n(redis-server is not installed: the Redis store is not measured)")
+        ports = {
+            name: stack.enter_context(feedback_server(model_dir, url))
+            for name, url in stores.items()
+        }
+        bodies = feedback_requests(restaurant)
+        print(
+            f"\nPOST /model-accuracy (each feedback a new predictionId), concurrency 8, "
+            f"{rounds} alternating rounds of {requests}"
+        )
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in stores}
+        for _ in range(rounds):
+            for name, port in ports.items():
+                results[name].append(run_load(port, bodies, requests, 8))
+    failures = []
+    base = sorted(results["memory"])[rounds // 2][0]
+    for name, rounds_of in results.items():
+        rps, p50, p99 = sorted(rounds_of)[rounds // 2]
+        ratio = rps / base
+        target = (
+            "" if name == "memory" else f"   {ratio:.2f}x memory (target >= {FEEDBACK_TARGET}x)"
+        )
+        print(f"  {name:<7} {rps:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms{target}")
+        if ratio < FEEDBACK_TARGET:
+            failures.append(
+                f"feedback with the {name} store at {ratio:.2f}x memory < {FEEDBACK_TARGET}x"
+            )
+    return failures
 
 
 def rss_mb(pid: int) -> float:
@@ -194,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Resident memory after the load: {rss_mb(server.pid):.0f} MB")
     finally:
         stop(server)
+    failures += bench_feedback(args.model_dir, args.requests // 2, restaurant)
 
     if failures:
         print("\nMissed targets: " + "; ".join(failures))
