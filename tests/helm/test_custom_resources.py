@@ -34,7 +34,7 @@ DEFAULT_KINDS = {
     "DestinationRule": 2,
     "EnvoyFilter": 1,
     "PeerAuthentication": 1,
-    "AuthorizationPolicy": 3,
+    "AuthorizationPolicy": 4,
     "ServiceMonitor": 1,
     "PodMonitor": 1,
     "PrometheusRule": 1,
@@ -106,7 +106,7 @@ def test_the_default_rendering_checks_all_its_custom_resources(
     for result in verdicts["defaults"]:
         kinds[result["kind"]] = kinds.get(result["kind"], 0) + 1
     assert kinds == DEFAULT_KINDS
-    assert sum(DEFAULT_KINDS.values()) == 13
+    assert sum(DEFAULT_KINDS.values()) == 14
 
 
 def test_every_group_is_covered(verdicts: dict[str, list[dict[str, Any]]]) -> None:

@@ -145,6 +145,13 @@ MATRIX = [
     ("stranger", "-model-service-stable", "GET", "/metrics", False),
     ("plaintext", "-model-service-stable", "POST", "/predict", False),
     ("plaintext", "-model-service-stable", "GET", "/metrics", False),
+    # The feedback store's Redis: the model-service pods only.
+    ("model-service", "-redis", "POST", "/", True),
+    ("frontend", "-redis", "POST", "/", False),
+    ("gateway", "-redis", "POST", "/", False),
+    ("prometheus", "-redis", "GET", "/metrics", False),
+    ("stranger", "-redis", "POST", "/", False),
+    ("plaintext", "-redis", "POST", "/", False),
 ]
 
 
@@ -161,6 +168,7 @@ def test_who_may_call_what(
         "gateway": GATEWAY,
         "prometheus": PROMETHEUS,
         "frontend": principal_of(default_manifests, "-frontend"),
+        "model-service": principal_of(default_manifests, "-model-service-stable"),
         "stranger": STRANGER,
         "plaintext": None,
     }
