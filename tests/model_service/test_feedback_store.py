@@ -22,6 +22,7 @@ from restaurant_sentiment.model_service.feedback_store import (
     INCORRECT,
     PREDICTIONS,
     FeedbackStore,
+    MemoryStore,
     RedisStore,
     SqliteStore,
     StoreUnavailable,
@@ -246,3 +247,12 @@ async def test_replicas_on_one_redis_count_once_and_keep_tallies(
         tallies = await reader.tallies()
     assert tallies["stable"][CORRECT] == 5
     assert tallies["stable"][PREDICTIONS] == 5
+
+
+async def test_memory_remembers_a_bounded_number_of_claims() -> None:
+    store = MemoryStore(remember=3)
+    for n in range(5):
+        assert await store.claim(f"n{n}", "stable", CORRECT, FAR) is True
+    assert await store.claim("n4", "stable", CORRECT, FAR) is False
+    assert await store.claim("n0", "stable", CORRECT, FAR) is True  # forgotten: the oldest
+    assert await store.tallies() == {"stable": {CORRECT: 6}}

@@ -156,10 +156,11 @@ class FeedbackStore(ABC):
 
 
 class MemoryStore(FeedbackStore):
-    """One process's memory: for tests and a single instance."""
+    """One process's memory: for tests and a single instance; remembers a bounded number."""
 
-    def __init__(self) -> None:
+    def __init__(self, remember: int = 100_000) -> None:
         super().__init__()
+        self.remember = remember
         self.description = "memory"
         self._claims: dict[str, int] = {}
         self._tallies: Tallies = {}
@@ -176,6 +177,9 @@ class MemoryStore(FeedbackStore):
         if expires is not None and expires > time.time():
             return False
         self._claims[nonce] = expires_at
+        if len(self._claims) > self.remember:
+            # Bounded: the oldest claim goes first (one process's memory is no store of record).
+            del self._claims[next(iter(self._claims))]
         self._bump(version, counter, 1)
         return True
 
