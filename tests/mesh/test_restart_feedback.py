@@ -164,11 +164,17 @@ def test_feedback_is_counted_exactly_once_through_a_rolling_restart_under_load(
     assert len(during.accepted) > 0
 
     # Feedback accepted before the restart and replayed now answers 409, from any process.
+    cookie = values.model_service.cookie.name
     with early.client() as api:
         for item in early.accepted:
-            replay = api.post("/model-accuracy", json=item.payload)
-            assert replay.status_code == 409, replay.text
-            assert replay.json()["detail"] == "feedback for this predictionId was already recorded"
+            for version in values.version_names:  # the new process of each version
+                api.cookies.clear()
+                replay = api.post(
+                    "/model-accuracy", json=item.payload, headers={"cookie": f"{cookie}={version}"}
+                )
+                assert replay.status_code == 409, replay.text
+                detail = replay.json()["detail"]
+                assert detail == "feedback for this predictionId was already recorded"
 
     # What the experiment reads is exactly what was answered 200: none lost, none doubled.
     analysis = decide(up)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from restaurant_sentiment.model_service.feedback_store import (
 from restaurant_sentiment.model_service.routes.feedback import REPLAYED, STORE_DOWN
 from restaurant_sentiment.values.names import ASSIGNMENT_HEADER
 from tests.model_service.conftest import Serve
-from tests.support import CHART_VALUES, free_port, redis_server
+from tests.support import CHART_VALUES, PYTHON, free_port, redis_server
 
 SPLIT = "stable=70,canary=30"
 FAR = 2**40  # an expiry far in the future
@@ -256,3 +257,50 @@ async def test_memory_remembers_a_bounded_number_of_claims() -> None:
     assert await store.claim("n4", "stable", CORRECT, FAR) is False
     assert await store.claim("n0", "stable", CORRECT, FAR) is True  # forgotten: the oldest
     assert await store.tallies() == {"stable": {CORRECT: 6}}
+
+
+CLAIMER = """
+import asyncio, sys
+from pathlib import Path
+from restaurant_sentiment.model_service.feedback_store import CORRECT, SqliteStore
+
+async def main() -> None:
+    store = SqliteStore(Path(sys.argv[1]))
+    print("ready", flush=True)
+    sys.stdin.readline()  # both start claiming at once
+    won = sum(await asyncio.gather(
+        *(store.claim(f"id-{n}", "stable", CORRECT, 2**40) for n in range(600))
+    ))
+    await store.close()
+    print(won, flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_racing_on_one_sqlite_file_count_each_id_once(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.db"
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", CLAIMER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    won = [int(proc.communicate(timeout=120)[0].strip()) for proc in procs]
+    assert sum(won) == 600, won
+
+    async def read() -> dict[str, dict[str, int]]:
+        async with opened(f"sqlite://{path}") as store:
+            return await store.tallies()
+
+    assert asyncio.run(read()) == {"stable": {CORRECT: 600}}
