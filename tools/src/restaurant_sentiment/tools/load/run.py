@@ -137,7 +137,9 @@ def memory(ports: dict[str, int]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def local_mesh(values: Values, model_dir: Path, log: Path) -> Iterator[Target]:
+def local_mesh(
+    values: Values, model_dir: Path, log: Path, log_level: str = "warning"
+) -> Iterator[Target]:
     """Start the processes of `make up` (no Prometheus) on free loopback ports."""
     check_model_folders(values, model_dir)
     ports = {name: free_port() for name in values.version_names}
@@ -154,8 +156,8 @@ def local_mesh(values: Values, model_dir: Path, log: Path) -> Iterator[Target]:
         try:
             for service in services:
                 # Access logs go to a file: a full pipe would stall the servers under load.
-                env = {**service.env, "MODEL_SERVICE_LOG_LEVEL": "warning"}
-                env["FRONTEND_LOG_LEVEL"] = "warning"
+                env = {**service.env, "MODEL_SERVICE_LOG_LEVEL": log_level}
+                env["FRONTEND_LOG_LEVEL"] = log_level
                 procs.append(start(service.command, env=env, cwd=ROOT, output=sink))
             for service, proc in zip(services, procs, strict=True):
                 try:
