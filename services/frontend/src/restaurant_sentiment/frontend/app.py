@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from restaurant_sentiment.frontend.client import ModelServiceClient
 from restaurant_sentiment.frontend.config import Settings, get_settings
 from restaurant_sentiment.frontend.routes import experiment, health, pages
+from restaurant_sentiment.frontend.transport import AiohttpTransport
 from restaurant_sentiment.frontend.web import (
     STATIC_DIR,
     BodyLimit,
@@ -76,9 +77,14 @@ def create_app(
         timeout = httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
         )
+        # One pool for the whole process, on aiohttp; tests put a fake transport there instead.
+        model_transport = transport or AiohttpTransport(settings.model_service_connections)
         async with (
             httpx.AsyncClient(
-                base_url=settings.model_service_url, timeout=timeout, transport=transport
+                base_url=settings.model_service_url,
+                timeout=timeout,
+                transport=model_transport,
+                trust_env=False,
             ) as http,
             # The experiment page reads Prometheus or each version's /metrics by absolute URL.
             httpx.AsyncClient(timeout=timeout, transport=transport) as metrics_http,

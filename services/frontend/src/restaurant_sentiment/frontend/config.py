@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     read_timeout: float = Field(
         default=5.0, gt=0, le=120, description="Seconds to wait for an answer."
     )
+    reload_templates: bool = Field(
+        default=False,
+        description="Check template files for edits on each render (development only).",
+    )
+    model_service_connections: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Keep-alive connections to the model-service at most (one pool per process).",
+    )
     values_file: Path = Field(
         description="The chart's values (mounted in the cluster and compose): the restaurant "
         "catalogue, the sticky cookie, the versions with their weights and the experiment's "

@@ -9,6 +9,7 @@ from os import PathLike
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import jinja2
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
@@ -69,6 +70,7 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={asset_hash(name)}"
 
 
+@lru_cache(maxsize=256)
 def artwork_for(slug: str) -> str:
     """The artwork file of a restaurant, or the generic one for a restaurant without art."""
     name = f"art/{slug}.svg"
@@ -76,8 +78,18 @@ def artwork_for(slug: str) -> str:
 
 
 def build_templates(settings: Settings) -> Jinja2Templates:
-    """Jinja2 templates (autoescaped) with the helpers every page uses."""
-    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    """Jinja2 templates (autoescaped) with the helpers every page uses.
+
+    Each template is compiled once and kept: no file is read or stat'ed per request unless
+    FRONTEND_RELOAD_TEMPLATES asks for edits to show without a restart.
+    """
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        auto_reload=settings.reload_templates,
+        cache_size=-1,
+    )
+    templates = Jinja2Templates(env=environment)
     templates.env.globals.update(
         static_url=static_url,
         artwork_for=artwork_for,
