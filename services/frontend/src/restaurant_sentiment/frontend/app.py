@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -85,6 +86,9 @@ def create_app(
                 timeout=timeout,
                 transport=model_transport,
                 trust_env=False,
+                # One client serves every diner: it must never keep one diner's version cookie
+                # and send it for the next (each cookie is relayed per request instead).
+                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
             ) as http,
             # The experiment page reads Prometheus or each version's /metrics by absolute URL.
             httpx.AsyncClient(timeout=timeout, transport=transport) as metrics_http,

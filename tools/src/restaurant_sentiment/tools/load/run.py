@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import httpx
@@ -99,9 +100,13 @@ async def send(target: Target, count: int, concurrency: int, deadline: float) ->
     timeout = httpx.Timeout(30.0)
     # No cookie jar: every request is a new visitor, so the gateway's weighted split applies.
     async with httpx.AsyncClient(
-        base_url=target.gateway, limits=limits, timeout=timeout, trust_env=False
+        base_url=target.gateway,
+        limits=limits,
+        timeout=timeout,
+        trust_env=False,
+        # httpx copies a Cookies object into a jar of its own; a jar's policy is kept.
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
     ) as client:
-        client.cookies = _NoCookies()
 
         async def worker() -> None:
             for kind, host, path, body in work:
@@ -122,13 +127,6 @@ async def send(target: Target, count: int, concurrency: int, deadline: float) ->
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return results
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie store that keeps nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
 
 
 def memory(ports: dict[str, int]) -> dict[str, int]:
