@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restaurant_sentiment.asgi import HttpMetrics, configure_access_log, metrics_endpoint
 from restaurant_sentiment.frontend.client import ModelServiceClient
 from restaurant_sentiment.frontend.config import Settings, get_settings
 from restaurant_sentiment.frontend.routes import experiment, health, pages
@@ -114,9 +114,8 @@ def create_app(
     # A registry per app, so several apps in one process never register a metric twice.
     registry = CollectorRegistry()
     registry.register(ConfiguredWeights(settings))
-    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
-        app
-    ).expose(app, include_in_schema=False)
+    app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
+    configure_access_log(settings.access_log)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -128,6 +127,7 @@ def create_app(
         )
         return response
 
+    app.add_middleware(HttpMetrics, routes=lambda: app.routes, registry=registry)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8083, ge=1, le=65535, description="Port to listen on.")
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    access_log: bool = Field(
+        default=False,
+        description="One line per request (method, path, status, milliseconds) on stderr.",
+    )
     model_service_url: str = Field(
         default="http://127.0.0.1:8080",
         # The original app's variable name, read without the prefix.
