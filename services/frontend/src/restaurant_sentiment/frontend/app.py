@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -81,19 +80,13 @@ def create_app(
         # One pool for the whole process, on aiohttp; tests put a fake transport there instead.
         model_transport = transport or AiohttpTransport(settings.model_service_connections)
         async with (
-            httpx.AsyncClient(
-                base_url=settings.model_service_url,
-                timeout=timeout,
-                transport=model_transport,
-                trust_env=False,
-                # One client serves every diner: it must never keep one diner's version cookie
-                # and send it for the next (each cookie is relayed per request instead).
-                cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
-            ) as http,
+            model_transport,
             # The experiment page reads Prometheus or each version's /metrics by absolute URL.
             httpx.AsyncClient(timeout=timeout, transport=transport) as metrics_http,
         ):
-            app.state.model_service = ModelServiceClient(http, settings.version_cookie)
+            app.state.model_service = ModelServiceClient(
+                model_transport, settings.model_service_url, timeout, settings.version_cookie
+            )
             app.state.metrics_http = metrics_http
             yield
             del app.state.model_service, app.state.metrics_http
