@@ -100,6 +100,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.templates = build_templates(settings)
+    # Restaurant pages by slug (bounded by the catalogue), unless templates may change.
+    app.state.page_cache = None if settings.reload_templates else {}
     for router in (pages.router, experiment.router, health.router):
         app.include_router(router)
     app.mount("/static", StaticAssets(directory=STATIC_DIR), name="static")
