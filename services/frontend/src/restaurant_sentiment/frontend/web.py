@@ -11,7 +11,6 @@ from urllib.parse import parse_qs
 
 import jinja2
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +47,11 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
+# Encoded once: every response gets them appended as they are.
+SECURITY_HEADER_LIST = [
+    (k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()
+]
+SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADER_LIST)
 # The model-service refuses bodies over 64 KiB; refusing them here too means an oversized post is
 # never read into memory.
 MAX_BODY_BYTES = 64 * 1024
@@ -133,9 +137,14 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                # A header the app set itself wins (e.g. a page with its own policy).
+                present = {n for n, _ in headers if n.lower() in SECURITY_HEADER_NAMES}
+                if present:
+                    headers += [h for h in SECURITY_HEADER_LIST if h[0] not in present]
+                else:
+                    headers += SECURITY_HEADER_LIST
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -152,7 +161,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = Headers(scope=scope).get("content-length", "")
+        length = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+                break
         if length.isdigit() and int(length) > self.limit:
             await Response(TOO_LARGE_PAGE, 413, media_type="text/html")(scope, receive, send)
             return
