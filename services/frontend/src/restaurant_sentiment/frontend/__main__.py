@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        # The app writes its own one-line access log when FRONTEND_ACCESS_LOG is set.
+        access_log=False,
     )
     return 0
 

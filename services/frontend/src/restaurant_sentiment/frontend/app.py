@@ -13,12 +13,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restaurant_sentiment.asgi import HttpMetrics, configure_access_log, metrics_endpoint
 from restaurant_sentiment.frontend.client import ModelServiceClient
 from restaurant_sentiment.frontend.config import Settings, get_settings
 from restaurant_sentiment.frontend.routes import experiment, health, pages
+from restaurant_sentiment.frontend.transport import AiohttpTransport
 from restaurant_sentiment.frontend.web import (
     STATIC_DIR,
     BodyLimit,
@@ -76,14 +77,16 @@ def create_app(
         timeout = httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
         )
+        # One pool for the whole process, on aiohttp; tests put a fake transport there instead.
+        model_transport = transport or AiohttpTransport(settings.model_service_connections)
         async with (
-            httpx.AsyncClient(
-                base_url=settings.model_service_url, timeout=timeout, transport=transport
-            ) as http,
+            model_transport,
             # The experiment page reads Prometheus or each version's /metrics by absolute URL.
             httpx.AsyncClient(timeout=timeout, transport=transport) as metrics_http,
         ):
-            app.state.model_service = ModelServiceClient(http, settings.version_cookie)
+            app.state.model_service = ModelServiceClient(
+                model_transport, settings.model_service_url, timeout, settings.version_cookie
+            )
             app.state.metrics_http = metrics_http
             yield
             del app.state.model_service, app.state.metrics_http
@@ -97,6 +100,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.templates = build_templates(settings)
+    # Restaurant pages by slug (bounded by the catalogue), unless templates may change.
+    app.state.page_cache = None if settings.reload_templates else {}
     for router in (pages.router, experiment.router, health.router):
         app.include_router(router)
     app.mount("/static", StaticAssets(directory=STATIC_DIR), name="static")
@@ -104,9 +109,8 @@ def create_app(
     # A registry per app, so several apps in one process never register a metric twice.
     registry = CollectorRegistry()
     registry.register(ConfiguredWeights(settings))
-    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
-        app
-    ).expose(app, include_in_schema=False)
+    app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
+    configure_access_log(settings.access_log)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -118,6 +122,7 @@ def create_app(
         )
         return response
 
+    app.add_middleware(HttpMetrics, routes=lambda: app.routes, registry=registry)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     port: int = Field(default=8083, ge=1, le=65535, description="Port to listen on.")
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    access_log: bool = Field(
+        default=False,
+        description="One line per request (method, path, status, milliseconds) on stderr.",
+    )
     model_service_url: str = Field(
         default="http://127.0.0.1:8080",
         # The original app's variable name, read without the prefix.
@@ -51,6 +55,16 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(default=2.0, gt=0, le=60, description="Seconds to connect.")
     read_timeout: float = Field(
         default=5.0, gt=0, le=120, description="Seconds to wait for an answer."
+    )
+    reload_templates: bool = Field(
+        default=False,
+        description="Check template files for edits on each render (development only).",
+    )
+    model_service_connections: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Keep-alive connections to the model-service at most (one pool per process).",
     )
     values_file: Path = Field(
         description="The chart's values (mounted in the cluster and compose): the restaurant "

@@ -1,4 +1,7 @@
-"""Dependencies shared by the routes: the settings, templates and clients built by the app."""
+"""Dependencies shared by the routes: the settings, templates and clients built by the app.
+
+All async: FastAPI runs a plain `def` dependency in a worker thread, on every request.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +16,33 @@ from restaurant_sentiment.frontend.config import Settings
 from restaurant_sentiment.values import Restaurant
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_templates(request: Request) -> Jinja2Templates:
+async def get_templates(request: Request) -> Jinja2Templates:
     """The app's templates."""
     templates: Jinja2Templates = request.app.state.templates
     return templates
 
 
-def get_client(request: Request) -> ModelServiceClient:
+async def get_client(request: Request) -> ModelServiceClient:
     """The model-service client opened in the lifespan."""
     client: ModelServiceClient = request.app.state.model_service
     return client
 
 
-def get_metrics_http(request: Request) -> httpx.AsyncClient:
+async def get_metrics_http(request: Request) -> httpx.AsyncClient:
     """The client that reads Prometheus or the services' /metrics, opened in the lifespan."""
     client: httpx.AsyncClient = request.app.state.metrics_http
     return client
 
 
-def get_restaurant(slug: str, settings: Annotated[Settings, Depends(get_settings)]) -> Restaurant:
+async def get_restaurant(
+    slug: str, settings: Annotated[Settings, Depends(get_settings)]
+) -> Restaurant:
     """The restaurant named in the path, or 404."""
     for restaurant in settings.catalogue:
         if restaurant.slug == slug:

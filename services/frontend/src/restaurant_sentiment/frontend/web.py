@@ -9,8 +9,8 @@ from os import PathLike
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import jinja2
 from fastapi.templating import Jinja2Templates
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +47,11 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
+# Encoded once: every response gets them appended as they are.
+SECURITY_HEADER_LIST = [
+    (k.encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()
+]
+SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADER_LIST)
 # The model-service refuses bodies over 64 KiB; refusing them here too means an oversized post is
 # never read into memory.
 MAX_BODY_BYTES = 64 * 1024
@@ -69,6 +74,7 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={asset_hash(name)}"
 
 
+@lru_cache(maxsize=256)
 def artwork_for(slug: str) -> str:
     """The artwork file of a restaurant, or the generic one for a restaurant without art."""
     name = f"art/{slug}.svg"
@@ -76,8 +82,18 @@ def artwork_for(slug: str) -> str:
 
 
 def build_templates(settings: Settings) -> Jinja2Templates:
-    """Jinja2 templates (autoescaped) with the helpers every page uses."""
-    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    """Jinja2 templates (autoescaped) with the helpers every page uses.
+
+    Each template is compiled once and kept: no file is read or stat'ed per request unless
+    FRONTEND_RELOAD_TEMPLATES asks for edits to show without a restart.
+    """
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        auto_reload=settings.reload_templates,
+        cache_size=-1,
+    )
+    templates = Jinja2Templates(env=environment)
     templates.env.globals.update(
         static_url=static_url,
         artwork_for=artwork_for,
@@ -121,9 +137,14 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                # A header the app set itself wins (e.g. a page with its own policy).
+                present = {n for n, _ in headers if n.lower() in SECURITY_HEADER_NAMES}
+                if present:
+                    headers += [h for h in SECURITY_HEADER_LIST if h[0] not in present]
+                else:
+                    headers += SECURITY_HEADER_LIST
+                message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -140,7 +161,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = Headers(scope=scope).get("content-length", "")
+        length = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+                break
         if length.isdigit() and int(length) > self.limit:
             await Response(TOO_LARGE_PAGE, 413, media_type="text/html")(scope, receive, send)
             return

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        # The app writes its own one-line access log when MODEL_SERVICE_ACCESS_LOG is set.
+        access_log=False,
     )
     return 0
 

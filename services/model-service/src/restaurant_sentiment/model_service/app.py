@@ -20,9 +20,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restaurant_sentiment.asgi import HttpMetrics, configure_access_log, metrics_endpoint
 from restaurant_sentiment.model_service import openapi
 from restaurant_sentiment.model_service.config import Settings, get_settings
 from restaurant_sentiment.model_service.feedback_store import (
@@ -172,13 +172,18 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
         outputs=[Prediction, BatchOut, ErrorOut, ValidationErrorOut],
         require_prediction_id=settings.require_prediction_id,
     )
-    # Millisecond buckets, so the dashboard's latency p95 can resolve a fast prediction.
-    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/static"]).instrument(
-        app, latency_lowr_buckets=LATENCY_BUCKETS
-    ).expose(app, include_in_schema=False)
+    app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
+    configure_access_log(settings.access_log)
     # A full batch (1,000 reviews of up to 5,000 characters) needs more room than one review.
     batch_limit = max(settings.max_body_bytes, MAX_BATCH * (MAX_REVIEW_CHARS * 4 + 512))
     app.add_middleware(AssignmentCounter, metrics=app.state.metrics)
+    # Millisecond buckets, so the dashboard's latency p95 can resolve a fast prediction.
+    app.add_middleware(
+        HttpMetrics,
+        routes=lambda: app.routes,
+        registry=registry,
+        latency_buckets=LATENCY_BUCKETS,
+    )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8080, ge=1, le=65535)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = Field(
+        default=False,
+        description="One line per request (method, path, status, milliseconds) on stderr.",
+    )
     feedback_secret: SecretStr | None = Field(
         None, description="Key that signs prediction ids; a random one per start when unset."
     )

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import httpx
@@ -99,9 +100,13 @@ async def send(target: Target, count: int, concurrency: int, deadline: float) ->
     timeout = httpx.Timeout(30.0)
     # No cookie jar: every request is a new visitor, so the gateway's weighted split applies.
     async with httpx.AsyncClient(
-        base_url=target.gateway, limits=limits, timeout=timeout, trust_env=False
+        base_url=target.gateway,
+        limits=limits,
+        timeout=timeout,
+        trust_env=False,
+        # httpx copies a Cookies object into a jar of its own; a jar's policy is kept.
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
     ) as client:
-        client.cookies = _NoCookies()
 
         async def worker() -> None:
             for kind, host, path, body in work:
@@ -124,20 +129,15 @@ async def send(target: Target, count: int, concurrency: int, deadline: float) ->
     return results
 
 
-class _NoCookies(httpx.Cookies):
-    """A cookie store that keeps nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
 def memory(ports: dict[str, int]) -> dict[str, int]:
     """Resident memory of each model-service version, found by its listening port."""
     return {name: rss_bytes(pid_listening_on(port)) for name, port in ports.items()}
 
 
 @contextlib.contextmanager
-def local_mesh(values: Values, model_dir: Path, log: Path) -> Iterator[Target]:
+def local_mesh(
+    values: Values, model_dir: Path, log: Path, log_level: str = "warning"
+) -> Iterator[Target]:
     """Start the processes of `make up` (no Prometheus) on free loopback ports."""
     check_model_folders(values, model_dir)
     ports = {name: free_port() for name in values.version_names}
@@ -154,8 +154,8 @@ def local_mesh(values: Values, model_dir: Path, log: Path) -> Iterator[Target]:
         try:
             for service in services:
                 # Access logs go to a file: a full pipe would stall the servers under load.
-                env = {**service.env, "MODEL_SERVICE_LOG_LEVEL": "warning"}
-                env["FRONTEND_LOG_LEVEL"] = "warning"
+                env = {**service.env, "MODEL_SERVICE_LOG_LEVEL": log_level}
+                env["FRONTEND_LOG_LEVEL"] = log_level
                 procs.append(start(service.command, env=env, cwd=ROOT, output=sink))
             for service, proc in zip(services, procs, strict=True):
                 try:

@@ -143,10 +143,20 @@ async def index(request: Request, templates: TemplatesDep) -> HTMLResponse:
 async def restaurant_page(
     request: Request, restaurant: RestaurantDep, templates: TemplatesDep
 ) -> HTMLResponse:
-    """A restaurant's page with the review form."""
-    context = {"restaurant": restaurant, "result": None, "review": ""}
-    response: HTMLResponse = templates.TemplateResponse(request, "restaurant.html", context)
-    return response
+    """A restaurant's page with the review form.
+
+    The page is the same for every diner until the catalogue or the templates change, neither
+    of which happens while the process runs (unless templates are reloaded): rendered once.
+    """
+    cache: dict[str, bytes] | None = request.app.state.page_cache
+    page = cache.get(restaurant.slug) if cache is not None else None
+    if page is None:
+        context = {"restaurant": restaurant, "result": None, "review": ""}
+        rendered = templates.TemplateResponse(request, "restaurant.html", context)
+        page = bytes(rendered.body)
+        if cache is not None:
+            cache[restaurant.slug] = page
+    return HTMLResponse(page)
 
 
 @router.post("/restaurants/{slug}/reviews", response_class=HTMLResponse)
