@@ -152,8 +152,8 @@ def tools_only_dependencies() -> set[str]:
 
 # Each service image holds its own workspace member and the libraries it stands on, no other.
 MEMBERS = {
-    "model-service": {"services/model-service", "libs/values"},
-    "frontend": {"services/frontend", "libs/values", "libs/experiment"},
+    "model-service": {"services/model-service", "libs/values", "libs/asgi"},
+    "frontend": {"services/frontend", "libs/values", "libs/asgi", "libs/experiment"},
 }
 
 
