@@ -9,6 +9,9 @@ EVAL ?= data/eval_plain_reviews.tsv
 MODEL_DIR ?= ml-model
 GATEWAY_PORT ?= 8080
 export GATEWAY_PORT
+# Python keeps compiled modules (and pytest its rewritten tests) between runs, even where the
+# environment asks it not to: every test run would otherwise compile all it imports again.
+unexport PYTHONDONTWRITEBYTECODE
 TOOLS := restaurant_sentiment.tools
 TRAIN := restaurant_sentiment.model_service.train
 MODELS := $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json
@@ -71,7 +74,7 @@ images: ## Build the three images as compose names them (LOCAL_BASE=1 without a 
 	bash deploy/docker/images.sh
 
 test-fast: install models ## In-process tests only: no servers, Envoy, browser or containers
-	$(VENV)/bin/pytest -m "not slow" --durations=10
+	$(VENV)/bin/pytest -m "not slow" -n auto --durations=10
 
 bench: install models ## Measure scoring speed, throughput, memory and start time; fails on a missed target
 	$(PY) -m $(TOOLS).bench
