@@ -141,6 +141,26 @@ def _move_traffic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _helm_options(command: argparse.ArgumentParser) -> None:
+    """What a traffic move needs to act on a release instead of the running `make up`."""
+    command.add_argument(
+        "--kubernetes", action="store_true", help="run `helm upgrade --reuse-values` instead"
+    )
+    command.add_argument(
+        "--dry-run", action="store_true", help="print what would be done (also DRY_RUN=1)"
+    )
+    command.add_argument(
+        "--release",
+        default=os.environ.get("RELEASE") or "restaurant-sentiment",
+        help="Helm release (RELEASE, default restaurant-sentiment)",
+    )
+    command.add_argument(
+        "--namespace",
+        default=os.environ.get("NAMESPACE") or "restaurant",
+        help="namespace of the release (NAMESPACE, default restaurant)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m localmesh",
@@ -180,22 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             "`make up` gateway without dropping requests, or `helm upgrade` with --kubernetes",
         )
         move.add_argument("version", nargs="?", default=default, help=f"{what} (default {default})")
-        move.add_argument(
-            "--kubernetes", action="store_true", help="run `helm upgrade --reuse-values` instead"
-        )
-        move.add_argument(
-            "--dry-run", action="store_true", help="print what would be done (also DRY_RUN=1)"
-        )
-        move.add_argument(
-            "--release",
-            default=os.environ.get("RELEASE") or "restaurant-sentiment",
-            help="Helm release (RELEASE, default restaurant-sentiment)",
-        )
-        move.add_argument(
-            "--namespace",
-            default=os.environ.get("NAMESPACE") or "restaurant",
-            help="namespace of the release (NAMESPACE, default restaurant)",
-        )
+        _helm_options(move)
         move.set_defaults(handler=_move_traffic)
     split = commands.add_parser(
         "split",
@@ -203,22 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "`make up` gateway without dropping requests, or `helm upgrade` with --kubernetes",
     )
     split.add_argument("--weights", help="e.g. stable=70,canary=30 (WEIGHTS); they must sum to 100")
-    split.add_argument(
-        "--kubernetes", action="store_true", help="run `helm upgrade --reuse-values` instead"
-    )
-    split.add_argument(
-        "--dry-run", action="store_true", help="print what would be done (also DRY_RUN=1)"
-    )
-    split.add_argument(
-        "--release",
-        default=os.environ.get("RELEASE") or "restaurant-sentiment",
-        help="Helm release (RELEASE, default restaurant-sentiment)",
-    )
-    split.add_argument(
-        "--namespace",
-        default=os.environ.get("NAMESPACE") or "restaurant",
-        help="namespace of the release (NAMESPACE, default restaurant)",
-    )
+    _helm_options(split)
     split.set_defaults(handler=_move_traffic)
     args = parser.parse_args(argv)
     try:
