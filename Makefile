@@ -76,7 +76,7 @@ images: ## Build the three images as compose names them (LOCAL_BASE=1 without a 
 test-fast: install models ## In-process tests only: no servers, Envoy, browser or containers
 	$(VENV)/bin/pytest -m "not slow" -n auto --durations=10
 
-bench: install models ## Measure scoring speed, throughput, memory and start time; fails on a missed target
+bench: install models ## The model-service with wrk (needs wrk): scoring speed, throughput, feedback with each store, memory, start time; fails on a missed target
 	$(PY) -m $(TOOLS).bench
 
 bench-up: install models ## The diner's path through the gateway with wrk (needs wrk): review, page, /predict vs a bare ASGI app; fails on a missed target

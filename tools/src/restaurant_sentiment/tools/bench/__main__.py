@@ -1,14 +1,23 @@
 """Measure the model-service's speed targets in one run on this machine and print ratios.
 
-Targets: single-review scoring >= 20x faster than sklearn's pipeline.predict([review]);
-POST /predict >= 70% of GET /healthz requests/s at concurrency 8 on one uvicorn worker;
-POST /predict/batch >= 50,000 reviews/s; RSS after start <= 150 MB; start to ready < 2 s.
+Targets (name: what, default):
+- scoring-speedup: single-review scoring vs sklearn's pipeline.predict([review]), >= 20x;
+- predict-vs-healthz: POST /predict vs GET /healthz on one uvicorn worker, >= 0.7x;
+- batch-reviews: POST /predict/batch, 1,000 reviews a request, >= 50,000 reviews/s;
+- rss-mb: resident memory after start, <= 150 MB;
+- start-seconds: start to ready, < 2 s;
+- feedback-vs-memory: POST /model-accuracy with the SQLite and the Redis feedback store vs the
+  in-memory one, >= 0.8x.
+
+HTTP load comes from wrk (Debian/Ubuntu: `apt-get install wrk`), one thread, in alternating
+rounds so that every figure compared sees the same background load; a ratio is the median of
+its rounds. Redis is measured when redis-server is installed. Exits 1 on a missed target, 2 when
+a server or wrk cannot run.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import secrets
@@ -27,9 +36,48 @@ from restaurant_sentiment.model_service.corpus import load_corpus
 from restaurant_sentiment.model_service.model import SentimentModel
 from restaurant_sentiment.model_service.prediction_ids import PredictionIds
 from restaurant_sentiment.model_service.preprocess import preprocess
+from restaurant_sentiment.tools.bench import wrk
 from restaurant_sentiment.tools.paths import CHART_VALUES, CORPUS, MODEL_DIR, ROOT
 from restaurant_sentiment.tools.procs import NotReady, free_port, rss_bytes, start, stop, wait_http
 from restaurant_sentiment.values import load_values
+
+# name -> (default, whether a figure must reach at least it (True) or stay below it (False))
+TARGETS: dict[str, tuple[float, bool]] = {
+    "scoring-speedup": (20.0, True),
+    "predict-vs-healthz": (0.7, True),
+    "batch-reviews": (50_000.0, True),
+    "rss-mb": (150.0, False),
+    "start-seconds": (2.0, False),
+    "feedback-vs-memory": (0.8, True),
+}
+CONNECTIONS = 8
+BATCH_SIZE = 1000
+REVIEW = "The pasta was divine but the waiter was rude."
+FEEDBACK_SECRET = secrets.token_urlsafe(32)
+# Ids written for one feedback run, per second of it: well above what one process answers.
+IDS_PER_SECOND = 12_000
+
+
+class BenchError(RuntimeError):
+    """A server or wrk could not run, or a request failed: no figure to judge."""
+
+
+class Judge:
+    """Collects each figure against its target and the targets it missed."""
+
+    def __init__(self, targets: dict[str, float]) -> None:
+        self.targets = targets
+        self.missed: list[str] = []
+
+    def __call__(self, name: str, figure: float, shown: str) -> str:
+        """Judge `figure`; return the target as printed after it."""
+        target = self.targets[name]
+        at_least = TARGETS[name][1]
+        met = figure >= target if at_least else figure < target
+        sign = ">=" if at_least else "<"
+        if not met:
+            self.missed.append(f"{name} {shown}, target {sign} {target:,g}")
+        return f"(target {sign} {target:,g})"
 
 
 def bench_scoring(model_dir: Path, reviews: list[str]) -> list[tuple[str, float, float, float]]:
@@ -52,113 +100,131 @@ def bench_scoring(model_dir: Path, reviews: list[str]) -> list[tuple[str, float,
         assert [int(pipeline.predict([r])[0]) for r in sample[:50]] == [
             model.predict(r).prediction for r in sample[:50]
         ]
-        start = time.perf_counter()
+        began = time.perf_counter()
         for review in sample:
             pipeline.predict([review])
-        slow = (time.perf_counter() - start) / len(sample)
-        start = time.perf_counter()
+        slow = (time.perf_counter() - began) / len(sample)
+        began = time.perf_counter()
         for _ in range(10):
             for review in sample:
                 model.predict(review)
-        fast = (time.perf_counter() - start) / (10 * len(sample))
+        fast = (time.perf_counter() - began) / (10 * len(sample))
         rows.append((version, slow * 1e6, fast * 1e6, slow / fast))
     return rows
 
 
-Requests = bytes | Iterator[bytes]
+def load(
+    port: int,
+    path: str,
+    seconds: float,
+    connections: int,
+    body: str | None = None,
+    bodies: Path | None = None,
+) -> wrk.Figures:
+    """wrk against one path of a local server; BenchError if any request failed."""
+    request = wrk.Request(f"http://127.0.0.1:{port}{path}", "bench", body=body, bodies=bodies)
+    try:
+        figures = wrk.run(request, seconds, connections)
+    except wrk.WrkError as exc:
+        raise BenchError(str(exc)) from None
+    if figures.failed:
+        raise BenchError(f"{figures.failed} of {figures.requests} requests to {path} failed")
+    return figures
 
 
-async def _load(port: int, request: Requests, total: int, concurrency: int) -> list[float]:
-    """Send `total` keep-alive requests over `concurrency` connections; return latencies.
-
-    `request` is one request sent again and again, or an iterator of distinct ones.
-    """
-    latencies: list[float] = []
-    remaining = total
-    fixed = request if isinstance(request, bytes) else None
-
-    async def worker() -> None:
-        nonlocal remaining
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while remaining > 0:
-                remaining -= 1
-                start = time.perf_counter()
-                writer.write(fixed if fixed is not None else next(request))  # type: ignore[arg-type]
-                head = await reader.readuntil(b"\r\n\r\n")
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError(f"unexpected answer: {head[:60]!r}")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
-                latencies.append(time.perf_counter() - start)
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
-
-
-def http_request(method: str, path: str, body: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def run_load(
-    port: int, request: Requests, total: int, concurrency: int
-) -> tuple[float, float, float]:
-    asyncio.run(_load(port, request, 200, concurrency))  # warm-up
-    start = time.perf_counter()
-    latencies = asyncio.run(_load(port, request, total, concurrency))
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    return total / elapsed, statistics.median(latencies) * 1e3, p99 * 1e3
-
-
-FEEDBACK_SECRET = secrets.token_urlsafe(32)
-FEEDBACK_TARGET = 0.8
-
-
-def feedback_requests(restaurant: str) -> Iterator[bytes]:
-    """Feedback on ever new predictions (ids signed with the servers' key): each one counts."""
+def feedback_bodies(folder: Path, restaurant: str, seconds: int) -> Path:
+    """A file of feedback on never-seen predictions (ids signed with the servers' key)."""
     ids = PredictionIds(FEEDBACK_SECRET, max_age=3600)
-    while True:
-        for token in ids.issue_many("canary", [1] * 1000, batch=False):
-            body = {"restaurantName": restaurant, "accurate": True, "prediction": 1,
-                    "predictionId": token}  # fmt: skip
-            yield http_request("POST", "/model-accuracy", json.dumps(body).encode())
+    count = IDS_PER_SECOND * seconds
+    tokens = ids.issue_many("canary", [1] * count, batch=False)
+    bodies = (
+        {"restaurantName": restaurant, "accurate": True, "prediction": 1, "predictionId": t}
+        for t in tokens
+    )
+    handle, name = tempfile.mkstemp(prefix="feedback-", suffix=".jsonl", dir=folder)
+    with open(handle, "w") as out:
+        out.writelines(json.dumps(body) + "\n" for body in bodies)
+    return Path(name)
+
+
+def server_command(port: int, model_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "restaurant_sentiment.model_service", "--port", str(port),
+            "--model-version", "canary", "--model-dir", str(model_dir),
+            "--values-file", str(CHART_VALUES), "--log-level", "warning"]  # fmt: skip
 
 
 @contextlib.contextmanager
-def feedback_server(model_dir: Path, store: str) -> Iterator[int]:
-    """A canary model-service whose feedback goes to `store`; yields its port."""
+def model_service(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
+    """A canary model-service on a free port; yields its port and its pid once it is ready."""
     port = free_port()
-    env = {"MODEL_SERVICE_FEEDBACK_SECRET": FEEDBACK_SECRET, "MODEL_SERVICE_FEEDBACK_STORE": store}
-    server = start(
-        [sys.executable, "-m", "restaurant_sentiment.model_service", "--port", str(port),
-         "--model-version", "canary", "--model-dir", str(model_dir),
-         "--values-file", str(CHART_VALUES), "--log-level", "warning"],
-        env=env,
-        cwd=ROOT,
-        output=None,
-    )  # fmt: skip
+    server = start(server_command(port, model_dir), env=env, cwd=ROOT, output=None)
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, proc=server, interval=0.05)
-        yield port
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60, proc=server, interval=0.01)
+        except NotReady as exc:
+            raise BenchError(f"the model-service did not start: {exc}") from None
+        yield port, server.pid
     finally:
         stop(server)
 
 
-def bench_feedback(model_dir: Path, requests: int, restaurant: str) -> list[str]:
-    """POST /model-accuracy with each feedback store against memory; returns missed targets."""
-    rounds = 3
+def bench_service(
+    args: argparse.Namespace, judge: Judge, reviews: list[str], restaurant: str, folder: Path
+) -> None:
+    """Start, memory, /predict against /healthz, and the batch path of one model-service."""
+    env = {"MODEL_SERVICE_FEEDBACK_SECRET": FEEDBACK_SECRET}
+    started = time.perf_counter()
+    with model_service(args.model_dir, env) as (port, pid):
+        ready = time.perf_counter() - started
+        rss = rss_bytes(pid) / 2**20
+        print(f"\nStart to ready: {ready:.2f} s {judge('start-seconds', ready, f'{ready:.2f} s')}")
+        print(f"Resident memory after start: {rss:.0f} MB {judge('rss-mb', rss, f'{rss:.0f} MB')}")
+
+        predict = json.dumps({"review": REVIEW, "restaurantName": restaurant})
+        load(port, "/predict", 1, args.connections, body=predict)  # warm-up
+        print(
+            f"\nOne uvicorn worker, wrk -c{args.connections}, {args.rounds} alternating rounds of "
+            f"{args.seconds} s"
+        )
+        rounds: dict[str, list[wrk.Figures]] = {"GET /healthz": [], "POST /predict": []}
+        for _ in range(args.rounds):
+            rounds["GET /healthz"].append(load(port, "/healthz", args.seconds, args.connections))
+            rounds["POST /predict"].append(
+                load(port, "/predict", args.seconds, args.connections, body=predict)
+            )
+        for name, figures in rounds.items():
+            print_row(name, figures)
+        shares = [
+            p.rate / h.rate
+            for h, p in zip(rounds["GET /healthz"], rounds["POST /predict"], strict=True)
+        ]
+        share = statistics.median(shares)
+        print(
+            f"  /predict reaches {share:.2f}x /healthz "
+            f"{judge('predict-vs-healthz', share, f'{share:.2f}x')}; rounds: "
+            + ", ".join(f"{x:.2f}x" for x in shares)
+        )
+
+        items = [{"review": r, "restaurantName": restaurant} for r in reviews[:BATCH_SIZE]]
+        batch = folder / "batch.json"
+        batch.write_text(json.dumps({"reviews": items}) + "\n")
+        batches = [
+            load(port, "/predict/batch", args.seconds, 1, bodies=batch) for _ in range(args.rounds)
+        ]
+        per_second = statistics.median(f.rate for f in batches) * BATCH_SIZE
+        p50 = statistics.median(f.p50_ms for f in batches)
+        print(
+            f"\nPOST /predict/batch, {BATCH_SIZE:,} reviews a request, one connection: "
+            f"{per_second:,.0f} reviews/s, p50 {p50:.1f} ms a batch "
+            + judge("batch-reviews", per_second, f"{per_second:,.0f} reviews/s")
+        )
+        print(f"Resident memory after the load: {rss_bytes(pid) / 2**20:.0f} MB")
+
+
+def bench_feedback(args: argparse.Namespace, judge: Judge, restaurant: str, folder: Path) -> None:
+    """POST /model-accuracy, each a new predictionId, with each feedback store against memory."""
     with contextlib.ExitStack() as stack:
-        stores = {"memory": "memory"}
-        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
-        stores["sqlite"] = f"sqlite://{folder / 'feedback.sqlite3'}"
+        stores = {"memory": "memory", "sqlite": f"sqlite://{folder / 'feedback.sqlite3'}"}
         redis_server = shutil.which("redis-server")
         if redis_server:
             redis_port = free_port()
@@ -170,130 +236,113 @@ def bench_feedback(model_dir: Path, requests: int, restaurant: str) -> list[str]
             stores["redis"] = f"redis://127.0.0.1:{redis_port}/0"
         else:
             print("\n(redis-server is not installed: the Redis store is not measured)")
-        ports = {
-            name: stack.enter_context(feedback_server(model_dir, url))
-            for name, url in stores.items()
-        }
-        bodies = feedback_requests(restaurant)
+        ports = {}
+        for name, url in stores.items():
+            env = {"MODEL_SERVICE_FEEDBACK_SECRET": FEEDBACK_SECRET,
+                   "MODEL_SERVICE_FEEDBACK_STORE": url}  # fmt: skip
+            ports[name] = stack.enter_context(model_service(args.model_dir, env))[0]
         print(
-            f"\nPOST /model-accuracy (each feedback a new predictionId), concurrency 8, "
-            f"{rounds} alternating rounds of {requests}"
+            f"\nPOST /model-accuracy, each feedback a new predictionId, wrk -c{args.connections}, "
+            f"{args.rounds} alternating rounds of {args.seconds} s"
         )
-        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in stores}
-        for _ in range(rounds):
+        for port in ports.values():
+            load(port, "/model-accuracy", 1, args.connections,
+                 bodies=feedback_bodies(folder, restaurant, 1))  # fmt: skip
+        rounds: dict[str, list[wrk.Figures]] = {name: [] for name in stores}
+        for _ in range(args.rounds):
             for name, port in ports.items():
-                results[name].append(run_load(port, bodies, requests, 8))
-    failures = []
-    base = sorted(results["memory"])[rounds // 2][0]
-    for name, rounds_of in results.items():
-        rps, p50, p99 = sorted(rounds_of)[rounds // 2]
-        ratio = rps / base
-        target = (
-            "" if name == "memory" else f"   {ratio:.2f}x memory (target >= {FEEDBACK_TARGET}x)"
+                bodies = feedback_bodies(folder, restaurant, args.seconds)
+                run = load(port, "/model-accuracy", args.seconds, args.connections,
+                           bodies=bodies)  # fmt: skip
+                bodies.unlink()
+                rounds[name].append(run)
+    for name, figures in rounds.items():
+        if name == "memory":
+            print_row(name, figures)
+            continue
+        ratios = [s.rate / m.rate for s, m in zip(figures, rounds["memory"], strict=True)]
+        ratio = statistics.median(ratios)
+        print_row(
+            name,
+            figures,
+            f"  {ratio:.2f}x memory "
+            + judge("feedback-vs-memory", ratio, f"({name}) {ratio:.2f}x")
+            + "; rounds: "
+            + ", ".join(f"{x:.2f}x" for x in ratios),
         )
-        print(f"  {name:<7} {rps:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms{target}")
-        if ratio < FEEDBACK_TARGET:
-            failures.append(
-                f"feedback with the {name} store at {ratio:.2f}x memory < {FEEDBACK_TARGET}x"
-            )
-    return failures
 
 
-def rss_mb(pid: int) -> float:
-    return rss_bytes(pid) / 2**20
+def print_row(name: str, rounds: list[wrk.Figures], after: str = "") -> None:
+    """The median round's requests a second and latencies."""
+    rate = statistics.median(f.rate for f in rounds)
+    p50 = statistics.median(f.p50_ms for f in rounds)
+    p99 = statistics.median(f.p99_ms for f in rounds)
+    print(f"  {name:<14} {rate:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms{after}")
+
+
+def parse_target(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    if name not in TARGETS:
+        known = ", ".join(TARGETS)
+        raise argparse.ArgumentTypeError(f"unknown target {name!r}; known: {known}")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the target must be a number") from None
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m restaurant_sentiment.tools.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
+    parser.add_argument("--seconds", type=int, default=3, help="per wrk run (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument(
+        "--connections", type=int, default=CONNECTIONS, help=f"wrk -c (default {CONNECTIONS})"
+    )
+    parser.add_argument(
+        "--target",
+        type=parse_target,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one target, e.g. --target feedback-vs-memory=0.9",
+    )
+    args = parser.parse_args(argv)
+    if min(args.seconds, args.rounds, args.connections) < 1:
+        parser.error("--seconds (whole seconds, as wrk takes them), --rounds and --connections "
+                     "must be >= 1")  # fmt: skip
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m restaurant_sentiment.tools.bench", description=__doc__
-    )
-    parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
-    parser.add_argument("--requests", type=int, default=4000)
-    args = parser.parse_args(argv)
+    args = parse(argv)
+    judge = Judge({name: default for name, (default, _) in TARGETS.items()} | dict(args.target))
+    try:
+        wrk.wrk_binary()
+    except wrk.WrkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     reviews = load_corpus(CORPUS).reviews
-    failures = []
+    restaurant = load_values(CHART_VALUES).restaurant_names[0]
 
     print("Single-review scoring (per review, same model, same process)")
     print(f"  {'version':<8} {'sklearn pipeline':>17} {'serving path':>13} {'speed-up':>9}")
     for version, slow, fast, ratio in bench_scoring(args.model_dir, reviews):
-        print(f"  {version:<8} {slow:>14.1f} µs {fast:>10.1f} µs {ratio:>8.1f}x")
-        if ratio < 20:
-            failures.append(f"{version} scoring speed-up {ratio:.1f}x < 20x")
-
-    port = free_port()
-    started = time.perf_counter()
-    server = start(
-        [sys.executable, "-m", "restaurant_sentiment.model_service", "--port", str(port),
-         "--model-version", "canary", "--model-dir", str(args.model_dir),
-         "--values-file", str(CHART_VALUES), "--log-level", "warning"],
-        cwd=ROOT,
-        output=None,
-    )  # fmt: skip
-    try:
+        target = judge("scoring-speedup", ratio, f"({version}) {ratio:.1f}x")
+        print(f"  {version:<8} {slow:>14.1f} µs {fast:>10.1f} µs {ratio:>8.1f}x {target}")
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         try:
-            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=30, proc=server, interval=0.01)
-        except NotReady as exc:
-            print(f"error: the model-service did not start: {exc}", file=sys.stderr)
+            bench_service(args, judge, reviews, restaurant, Path(folder))
+            bench_feedback(args, judge, restaurant, Path(folder))
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
-        ready = time.perf_counter() - started
-        rss = rss_mb(server.pid)
-        print(f"\nStart to ready: {ready:.2f} s (target < 2 s)")
-        print(f"Resident memory after start: {rss:.0f} MB (target <= 150 MB)")
-        if ready >= 2:
-            failures.append(f"start to ready {ready:.2f} s >= 2 s")
-        if rss > 150:
-            failures.append(f"RSS {rss:.0f} MB > 150 MB")
-
-        review = {"review": "The pasta was divine but the waiter was rude.", "restaurantName": "x"}
-        body = json.dumps(review).encode()
-        rounds = 3
-        print(
-            f"\nOne uvicorn worker, concurrency 8, {rounds} alternating rounds of {args.requests}"
-        )
-        # Alternating rounds expose both endpoints to the same background load on a shared
-        # machine; each figure is the median round.
-        results: dict[str, list[tuple[float, float, float]]] = {"health": [], "predict": []}
-        for _ in range(rounds):
-            results["health"].append(
-                run_load(port, http_request("GET", "/healthz"), args.requests, 8)
-            )
-            results["predict"].append(
-                run_load(port, http_request("POST", "/predict", body), args.requests, 8)
-            )
-        health, predict = (sorted(results[k])[rounds // 2] for k in ("health", "predict"))
-        for name, (rps, p50, p99) in (("GET /healthz", health), ("POST /predict", predict)):
-            print(f"  {name:<14} {rps:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
-        shares = [p[0] / h[0] for h, p in zip(results["health"], results["predict"], strict=True)]
-        share = statistics.median(shares)
-        print(
-            f"  /predict reaches {share:.0%} of /healthz (target >= 70%; rounds: "
-            + ", ".join(f"{x:.0%}" for x in shares)
-            + ")"
-        )
-        if share < 0.7:
-            failures.append(f"/predict at {share:.0%} of /healthz < 70%")
-
-        restaurant = load_values(CHART_VALUES).restaurant_names[0]
-        items = [{"review": r, "restaurantName": restaurant} for r in reviews[:1000]]
-        batch = json.dumps({"reviews": items}).encode()
-        batches = sorted(
-            run_load(port, http_request("POST", "/predict/batch", batch), 30, 1) for _ in range(3)
-        )
-        rps, p50, _ = batches[1]
-        per_second = rps * 1000
-        print(
-            f"\nPOST /predict/batch, 1,000 reviews a request (median of 3 rounds): "
-            f"{per_second:,.0f} reviews/s, p50 {p50:.1f} ms per batch (target >= 50,000)"
-        )
-        if per_second < 50_000:
-            failures.append(f"batch {per_second:,.0f} reviews/s < 50,000")
-        print(f"Resident memory after the load: {rss_mb(server.pid):.0f} MB")
-    finally:
-        stop(server)
-    failures += bench_feedback(args.model_dir, args.requests // 2, restaurant)
-
-    if failures:
-        print("\nMissed targets: " + "; ".join(failures))
+    if judge.missed:
+        print("\nMissed targets: " + "; ".join(judge.missed))
         return 1
     print("\nAll targets met.")
     return 0

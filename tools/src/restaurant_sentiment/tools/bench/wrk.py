@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POST_SCRIPT = Path(__file__).with_name("post.lua")
+BODIES_SCRIPT = Path(__file__).with_name("bodies.lua")
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _PERCENTILE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
@@ -24,13 +25,17 @@ class WrkError(RuntimeError):
 
 @dataclass(frozen=True)
 class Request:
-    """One kind of request: a URL on loopback, the Host header, and for a POST its body."""
+    """One kind of request: a URL on loopback, the Host header, and for a POST its body.
+
+    `bodies`, a file of JSON documents one a line, makes each request a JSON POST with the next.
+    """
 
     url: str
     host: str
     body: str | None = None
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    bodies: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,9 @@ def command(request: Request, seconds: float, connections: int) -> list[str]:
     args += ["-H", f"Host: {request.host}"]
     for name, value in request.headers:
         args += ["-H", f"{name}: {value}"]
-    if request.body is not None:
+    if request.bodies is not None:
+        args += ["-s", str(BODIES_SCRIPT)]
+    elif request.body is not None:
         args += ["-s", str(POST_SCRIPT)]
     return [*args, request.url]
 
@@ -71,7 +78,9 @@ def command(request: Request, seconds: float, connections: int) -> list[str]:
 def run(request: Request, seconds: float, connections: int) -> Figures:
     """Load one URL for `seconds` and return wrk's figures."""
     env = dict(os.environ)
-    if request.body is not None:
+    if request.bodies is not None:
+        env["WRK_BODIES"] = str(request.bodies)
+    elif request.body is not None:
         env.update(WRK_BODY=request.body, WRK_CONTENT_TYPE=request.content_type)
     result = subprocess.run(
         command(request, seconds, connections),
