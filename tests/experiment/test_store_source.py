@@ -7,9 +7,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
-from restaurant_sentiment.experiment.sources import SourceError
+from restaurant_sentiment.experiment.sources import Observation, SourceError, collect
+from restaurant_sentiment.model_service.app import create_app
+from restaurant_sentiment.model_service.config import Settings
 from restaurant_sentiment.model_service.feedback_store import (
     ASSIGNMENTS,
     CORRECT,
@@ -19,7 +22,7 @@ from restaurant_sentiment.model_service.feedback_store import (
 )
 from restaurant_sentiment.tools.experiment.store import from_store
 from tests.experiment.conftest import run_cli
-from tests.support import CHART_VALUES
+from tests.support import CHART_VALUES, MODEL_DIR
 
 SPLIT = "stable=70,canary=30"
 
@@ -59,6 +62,34 @@ def test_the_store_gives_each_versions_exact_counts(tmp_path: Path) -> None:
         5, 2, 70, 80,
     )  # fmt: skip
     assert (canary.correct, canary.incorrect, canary.assignments) == (3, 0, 30)
+
+
+def test_a_model_service_hands_the_page_the_same_counts(tmp_path: Path) -> None:
+    # What the frontend's /experiment reads without Prometheus: a model-service's
+    # /experiment/counts, from the same store `make experiment` reads.
+    url = filled(tmp_path / "feedback.sqlite3")
+    settings = Settings(
+        model_dir=MODEL_DIR, values_file=CHART_VALUES, feedback_secret="s" * 32, feedback_store=url
+    )
+
+    async def read() -> Observation:
+        app = create_app(settings)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://ms") as http,
+        ):
+            with pytest.raises(SourceError, match="did not answer like /experiment/counts"):
+                await collect(None, (), None, http, SPLIT, counts_url="http://ms/version")
+            return await collect(
+                None, (), None, http, SPLIT, counts_url="http://ms/experiment/counts"
+            )
+
+    through = asyncio.run(read())
+    direct = asyncio.run(from_store(url, SPLIT))
+    assert through.source == direct.source == "store"
+    assert through.counts == direct.counts
+    assert through.for_version("stable").assignments == 70
 
 
 def test_a_missing_store_is_an_error_not_an_empty_one(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ class FakeModelService:
         self.requests.append(request)
         if self.override is not None:
             return self.override(request)
-        body = json.loads(request.content)
+        body = json.loads(request.content) if request.content else {}
         headers = [("set-cookie", value) for value in self.set_cookie]
         if request.url.path == "/predict":
             answer: dict[str, Any] = {

@@ -190,6 +190,31 @@ async def test_prometheus_is_preferred_when_configured() -> None:
     assert analysis["sample_ratio"]["p_value"] == pytest.approx(1.0)
 
 
+async def test_without_prometheus_or_metrics_urls_the_store_counts_come_through_the_mesh() -> None:
+    store = {
+        "store": "sqlite:///run/feedback.sqlite3",
+        "versions": {
+            name: {"predictions": 900, "correct": correct, "incorrect": 1000 - correct,
+                   "batchCorrect": 0, "batchIncorrect": 0,
+                   "assignments": {"stable=70,canary=30": assigned, "stable=90,canary=10": 5}}
+            for name, correct, assigned in (("stable", 700, 70), ("canary", 800, 30))
+        },
+    }  # fmt: skip
+    counts_url = "http://127.0.0.1:8080/experiment/counts"
+    sources = Sources({counts_url: json.dumps(store)})
+    async with frontend_client(httpx.MockTransport(sources)) as client:
+        analysis = (await client.get("/experiment.json")).json()
+    assert analysis["source"] == "store"
+    shown = {
+        v["name"]: (v["correct"], v["feedback"], v["assignments"]) for v in analysis["versions"]
+    }
+    assert shown == {"stable": (700, 1000, 70), "canary": (800, 1000, 30)}
+    # Pinned to the version with the most weight: through the mesh a request without the cookie
+    # would be a new diner's, assigned by the weighted split and counted as one.
+    (request,) = sources.requests
+    assert request.headers["cookie"] == "model-service-version=stable"
+
+
 async def test_thresholds_come_from_the_values_file(tmp_path: Path) -> None:
     thresholds = {
         "minFeedbackPerVersion": 1000,
@@ -211,7 +236,7 @@ async def test_thresholds_come_from_the_values_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("settings", "bodies", "message"),
     [
-        ({}, COUNTS, "No metrics source is configured: set FRONTEND_PROMETHEUS_URL"),
+        ({}, COUNTS, "cannot reach http://127.0.0.1:8080/experiment/counts"),
         ({"experiment_metrics_urls": URLS}, {STABLE_URL: COUNTS[STABLE_URL]},
          "cannot reach http://canary.test/metrics"),
         ({"experiment_metrics_urls": URLS}, {**COUNTS, CANARY_URL: "<script>alert(1)</script>"},

@@ -136,6 +136,11 @@ MATRIX = [
     ("gateway", "-model-service-canary", "GET", "/version", True),
     ("gateway", "-model-service-stable", "GET", "/metrics", False),
     ("gateway", "-model-service-stable", "DELETE", "/predict", False),
+    # The experiment's counts: the frontend's page and the public API, nobody else.
+    ("frontend", "-model-service-stable", "GET", "/experiment/counts", True),
+    ("gateway", "-model-service-canary", "GET", "/experiment/counts", True),
+    ("frontend", "-model-service-stable", "POST", "/experiment/counts", False),
+    ("stranger", "-model-service-stable", "GET", "/experiment/counts", False),
     ("frontend", "-model-service-stable", "GET", "/metrics", False),
     ("frontend", "-model-service-stable", "GET", "/apidocs", False),
     ("prometheus", "-model-service-stable", "GET", "/metrics", True),

@@ -192,6 +192,15 @@ def test_feedback_is_counted_exactly_once_through_a_rolling_restart_under_load(
     # The replaced processes handed over their assignments: the split still looks like 70/30.
     assert sum(v["assignments"] for v in analysis["versions"]) > 0
     assert analysis["sample_ratio"]["mismatch"] is False, analysis["sample_ratio"]
+    # The /experiment page, through the gateway, reads the same store: the same evidence.
+    gateway = f"http://127.0.0.1:{up.env['GATEWAY_PORT']}"
+    with httpx.Client(base_url=gateway, headers={"host": values.hosts.app}, timeout=30) as app:
+        page = app.get("/experiment.json")
+    assert page.status_code == 200, page.text
+    shown = page.json()
+    assert shown["source"] == "store"
+    assert {v["name"]: v["feedback"] for v in shown["versions"]} == reported
+    assert shown["sample_ratio"]["mismatch"] is False
     print(
         json.dumps(
             {

@@ -206,6 +206,33 @@ async def test_a_replay_to_another_replica_or_version_or_after_a_restart_answers
         }
 
 
+async def test_every_process_answers_the_counts_of_all_including_the_stopped_ones(
+    make_client: Serve, tmp_path: Path
+) -> None:
+    store = f"sqlite://{tmp_path / 'feedback.db'}"
+    async with make_client(feedback_store=store, model_version="canary") as first:
+        made = await predict(first, **{ASSIGNMENT_HEADER: SPLIT})
+        wrong = {**feedback_for(made), "accurate": False}
+        assert (await first.post("/model-accuracy", json=wrong)).status_code == 200
+    # `first` has stopped and handed over its counts; a new process of the other version reads
+    # them, and the feedback it takes itself.
+    async with make_client(feedback_store=store) as second:
+        made = await predict(second)
+        assert (await second.post("/model-accuracy", json=feedback_for(made))).status_code == 200
+        answer = await second.get("/experiment/counts")
+        assert answer.status_code == 200
+        counts = answer.json()
+    assert counts["store"] == store
+    zero = {"predictions": 0, "correct": 0, "incorrect": 0, "batchCorrect": 0, "batchIncorrect": 0}
+    assert counts["versions"]["canary"] == {
+        **zero, "predictions": 1, "incorrect": 1, "assignments": {SPLIT: 1}
+    }  # fmt: skip
+    # The stable process is still running when it answers: its feedback is in, its
+    # prediction reaches the store within a second.
+    assert counts["versions"]["stable"]["correct"] == 1
+    assert counts["versions"]["stable"]["assignments"] == {}
+
+
 @pytest.mark.parametrize("down", ["redis", "sqlite"])
 async def test_a_store_out_of_reach_refuses_feedback_but_predictions_go_on(
     make_client: Serve, tmp_path: Path, down: str
@@ -222,6 +249,9 @@ async def test_a_store_out_of_reach_refuses_feedback_but_predictions_go_on(
         assert answer.json() == {"detail": STORE_DOWN}
         without_id = {"restaurantName": "Gourmet Haven", "accurate": True, "prediction": 1}
         assert (await client.post("/model-accuracy", json=without_id)).status_code == 503
+        counts = await client.get("/experiment/counts")
+        assert counts.status_code == 503
+        assert "feedback store cannot be reached" in counts.json()["detail"]
         metrics = (await client.get("/metrics")).text
         assert "true_pos_predictions_total{" in metrics
         assert not [

@@ -39,10 +39,17 @@ USAGE = re.search(r"```python\n(from model_service_client.*?)```", README, re.S)
 OPERATIONS = {
     "predictions": {"predict", "predict_batch"},
     "feedback": {"submit_feedback"},
+    "experiment": {"get_experiment_counts"},
     "service": {"get_version", "healthz", "readyz"},
 }
-# Maps by design, not bags: artefact checksums (file name -> sha256) and library versions.
-OPEN = {"ModelMetadataArtefacts", "ModelMetadataLibraries"}
+# Maps by design, not bags: artefact checksums (file name -> sha256), library versions, the
+# experiment's counts by version and its assignments by split.
+OPEN = {
+    "ModelMetadataArtefacts",
+    "ModelMetadataLibraries",
+    "ExperimentCountsVersions",
+    "VersionCountsAssignments",
+}
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +116,9 @@ def test_every_model_is_typed(client_package: ModuleType) -> None:
 
 def test_a_session_through_the_generated_client(client_package: ModuleType) -> None:
     from model_service_client import Client  # type: ignore[import-not-found]
+    from model_service_client.api.experiment import (  # type: ignore[import-not-found]
+        get_experiment_counts,
+    )
     from model_service_client.api.feedback import submit_feedback  # type: ignore[import-not-found]
     from model_service_client.api.predictions import (  # type: ignore[import-not-found]
         predict,
@@ -163,6 +173,11 @@ def test_a_session_through_the_generated_client(client_package: ModuleType) -> N
         accepted = submit_feedback.sync(client=client, body=feedback)
         assert isinstance(accepted, FeedbackOut)
         assert (accepted.model_accuracy, accepted.restaurant_name) == (1.0, "Gourmet Haven")
+
+        counts = get_experiment_counts.sync(client=client)
+        assert counts.store == "memory"
+        canary = counts.versions["canary"]
+        assert (canary.correct, canary.incorrect, canary.batch_correct) == (1, 0, 0)
 
         replayed = submit_feedback.sync_detailed(client=client, body=feedback)
         assert replayed.status_code == 409

@@ -23,6 +23,7 @@ OPERATIONS = {
     ("post", "/predict"): "predict",
     ("post", "/predict/batch"): "predictBatch",
     ("post", "/model-accuracy"): "submitFeedback",
+    ("get", "/experiment/counts"): "getExperimentCounts",
     ("get", "/version"): "getVersion",
     ("get", "/healthz"): "healthz",
     ("get", "/readyz"): "readyz",

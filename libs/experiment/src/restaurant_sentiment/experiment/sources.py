@@ -1,4 +1,5 @@
-"""Per-version prediction and feedback counts, from Prometheus or from the services' /metrics."""
+"""Per-version prediction and feedback counts: from Prometheus, from a model-service's
+/experiment/counts (the shared feedback store) or from the services' /metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import contextlib
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Literal
 
 import httpx
@@ -159,6 +160,51 @@ async def from_metrics(
     )
 
 
+class _StoreVersion(BaseModel):
+    predictions: int = Field(ge=0)
+    correct: int = Field(ge=0)
+    incorrect: int = Field(ge=0)
+    assignments: dict[str, int]
+
+
+class _StoreCounts(BaseModel):
+    store: str
+    versions: dict[str, _StoreVersion]
+
+
+async def from_counts(
+    url: str,
+    client: httpx.AsyncClient | None = None,
+    split: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Observation:
+    """Read a model-service's /experiment/counts: the feedback store every process shares, so
+    the counts of replaced processes are in, and feedback is exactly what was answered 200."""
+    _check_split(split)
+    async with _client(client) as http:
+        response = await _get(http, url, headers=headers)
+    try:
+        body = _StoreCounts.model_validate_json(response.content)
+    except ValueError:
+        raise SourceError(f"{url} did not answer like /experiment/counts") from None
+    counts = {
+        version: VersionCounts(
+            assignments=tally.assignments.get(split, 0) if split else 0,
+            predictions=tally.predictions,
+            correct=tally.correct,
+            incorrect=tally.incorrect,
+        )
+        for version, tally in sorted(body.versions.items())
+    }
+    return Observation(
+        source="store",
+        description=f"the feedback store {body.store}, read through {url} "
+        "(every process, across restarts)",
+        counts=counts,
+        split=split,
+    )
+
+
 def prometheus_query(counter: str, window: str | None, split: str | None = None) -> str:
     """The PromQL that totals one counter per version, over a window when one is given."""
     selector = counter
@@ -227,8 +273,13 @@ async def collect(
     window: str | None = "7d",
     client: httpx.AsyncClient | None = None,
     split: str | None = None,
+    counts_url: str | None = None,
+    counts_headers: Mapping[str, str] | None = None,
 ) -> Observation:
-    """Read from Prometheus when its URL is given, else from the services' /metrics."""
+    """Read from Prometheus when its URL is given, else from the services' /metrics when
+    theirs are, else from a model-service's /experiment/counts."""
     if prometheus_url:
         return await from_prometheus(prometheus_url, window, client, split)
-    return await from_metrics(metrics_urls, client, split)
+    if metrics_urls or not counts_url:
+        return await from_metrics(metrics_urls, client, split)
+    return await from_counts(counts_url, client, split, counts_headers)

@@ -76,12 +76,14 @@ class Settings(BaseSettings):
         default=None,
         # The experiment CLI's variable is read too, so one setting serves both.
         validation_alias=AliasChoices(PROMETHEUS_URL_ENV, "PROMETHEUS_URL", "prometheus_url"),
-        description="Prometheus HTTP API the /experiment page reads; unset: the /metrics URLs.",
+        description="Prometheus HTTP API the /experiment page reads; unset: the /metrics URLs, "
+        "else the model-service's /experiment/counts.",
     )
     experiment_metrics_urls: list[str] = Field(
         default_factory=list,
         max_length=20,
-        description="Each model version's /metrics URL (JSON list), read without Prometheus.",
+        description="Each model version's /metrics URL (JSON list), read without Prometheus; "
+        "unset: the model-service's /experiment/counts.",
     )
     experiment_window: str = Field(
         default="7d", description="Prometheus range the experiment counts over, or 'all'."

@@ -35,7 +35,7 @@ from restaurant_sentiment.model_service.limits import BodySizeLimit
 from restaurant_sentiment.model_service.metrics import AssignmentCounter, ExperimentMetrics
 from restaurant_sentiment.model_service.model import SentimentModel
 from restaurant_sentiment.model_service.prediction_ids import PredictionIds
-from restaurant_sentiment.model_service.routes import feedback, health, predict
+from restaurant_sentiment.model_service.routes import experiment, feedback, health, predict
 from restaurant_sentiment.model_service.schemas import (
     MAX_BATCH,
     MAX_REVIEW_CHARS,
@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, model: SentimentModel | None = 
 
     app.router.routes.extend(predict.ROUTES)
     app.include_router(feedback.router)
+    app.include_router(experiment.router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

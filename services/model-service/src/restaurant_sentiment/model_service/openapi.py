@@ -40,6 +40,11 @@ TAGS = [
         "description": "Whether a prediction was right; it moves the accuracy of the version "
         "that made it, which the stable/canary experiment compares.",
     },
+    {
+        "name": "experiment",
+        "description": "The counts the stable/canary experiment is decided on, as every "
+        "process of every version has handed them to the shared feedback store.",
+    },
     {"name": "service", "description": "Liveness, readiness and what this instance serves."},
 ]
 # Operation ids: the function names of generated clients.
@@ -47,6 +52,7 @@ PREDICT = "predict"
 PREDICT_BATCH = "predictBatch"
 SUBMIT_FEEDBACK = "submitFeedback"
 GET_VERSION = "getVersion"
+GET_EXPERIMENT_COUNTS = "getExperimentCounts"
 HEALTHZ = "healthz"
 READYZ = "readyz"
 

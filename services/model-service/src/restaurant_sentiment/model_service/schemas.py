@@ -202,6 +202,47 @@ class FeedbackOut(BaseModel):
     restaurantName: str
 
 
+class VersionCounts(BaseModel):
+    """What one model version has counted, across its processes and their restarts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    predictions: int = Field(ge=0, description="Diners' single-review predictions.")
+    correct: int = Field(ge=0, description="Diners' feedback saying the prediction was right.")
+    incorrect: int = Field(ge=0, description="Diners' feedback saying it was wrong.")
+    batchCorrect: int = Field(ge=0, description="Feedback on /predict/batch predictions: right.")
+    batchIncorrect: int = Field(ge=0, description="Feedback on /predict/batch predictions: wrong.")
+    assignments: dict[str, int] = Field(
+        description="New clients the gateway assigned to this version, by split "
+        "(e.g. stable=70,canary=30).",
+    )
+
+
+class ExperimentCounts(BaseModel):
+    """Every version's counts from the shared feedback store."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "store": "sqlite:///var/lib/restaurant-sentiment/feedback.sqlite3",
+                    "versions": {
+                        "canary": {
+                            "predictions": 120, "correct": 40, "incorrect": 4,
+                            "batchCorrect": 0, "batchIncorrect": 0,
+                            "assignments": {"stable=70,canary=30": 31},
+                        }
+                    },
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    store: str = Field(description="The feedback store read (without its password).")
+    versions: dict[str, VersionCounts]
+
+
 class Health(BaseModel):
     """Liveness or readiness."""
 

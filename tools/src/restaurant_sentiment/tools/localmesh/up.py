@@ -6,7 +6,6 @@ The gateway reads its routes and its endpoints from files in the run directory, 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -135,8 +134,8 @@ def plan(
             f"http://127.0.0.1:{PORT}/healthz",
             {
                 **base_env,
+                # The /experiment page reads the feedback store's counts through the mesh.
                 "FRONTEND_VALUES_FILE": str(values_file),
-                **frontend_experiment_env(values, metrics_port),
             },
             port=settings.frontend_port,
             cluster="frontend",
@@ -204,19 +203,6 @@ def plan(
             )
         )
     return services
-
-
-def frontend_experiment_env(values: Values, metrics_port: int) -> dict[str, str]:
-    """The /experiment page's sources: every version's /metrics, through the gateway's metrics
-    listener, whose address stays while `make restart` replaces the processes behind it.
-
-    Through the mesh it would reach only the version of its cookie.
-    """
-    urls = [
-        f"http://127.0.0.1:{metrics_port}{gateway.metrics_path(name)}"
-        for name in values.version_names
-    ]
-    return {"FRONTEND_EXPERIMENT_METRICS_URLS": json.dumps(urls)}
 
 
 def banner(values: Values, settings: UpSettings, with_prometheus: bool) -> str:

@@ -14,16 +14,16 @@ from fastapi.templating import Jinja2Templates
 from restaurant_sentiment.experiment.analysis import Analysis, analyse
 from restaurant_sentiment.experiment.config import ConfigError, ExperimentConfig, config_from_values
 from restaurant_sentiment.experiment.sources import SourceError, collect
-from restaurant_sentiment.frontend.config import PROMETHEUS_URL_ENV, Settings
+from restaurant_sentiment.frontend.config import Settings
 from restaurant_sentiment.frontend.deps import MetricsHttpDep, SettingsDep, TemplatesDep
 from restaurant_sentiment.frontend.routes.pages import is_htmx
+from restaurant_sentiment.values import Values
 
 router = APIRouter(tags=["experiment"])
 
-NO_SOURCE = (
-    f"No metrics source is configured: set {PROMETHEUS_URL_ENV}, or "
-    "FRONTEND_EXPERIMENT_METRICS_URLS to the /metrics URL of every model version."
-)
+# Without Prometheus or /metrics URLs: the shared feedback store's counts, via the model-service.
+COUNTS_PATH = "/experiment/counts"
+
 # SVG geometry of the accuracy chart, in user units. Narrow, so that its type stays readable on
 # a phone; each row's name and accuracy sit left of the plot, so no label ends past its edge.
 CHART_WIDTH = 400
@@ -44,19 +44,28 @@ class ExperimentUnavailable(Exception):
         self.status = status
 
 
-def experiment_config(settings: Settings) -> ExperimentConfig:
-    """Thresholds and weights as the values file holds them now."""
+def experiment_config(settings: Settings) -> tuple[Values, ExperimentConfig]:
+    """The values and the experiment's thresholds and weights as the values file holds them now."""
     try:
-        return config_from_values(settings.live_values.current())
+        values = settings.live_values.current()
+        return values, config_from_values(values)
     except ConfigError as exc:
         raise ExperimentUnavailable(f"The experiment is not configured: {exc}") from None
 
 
+def counts_request(settings: Settings, values: Values) -> tuple[str, dict[str, str]]:
+    """The model-service's /experiment/counts, and the cookie that pins the request to the
+    version with the most weight: through the mesh a request without one would be a new
+    diner's, assigned by the weighted split and counted as an assignment."""
+    pinned = max(values.model_service.versions, key=lambda v: v.weight).name
+    url = settings.model_service_url.rstrip("/") + COUNTS_PATH
+    return url, {"cookie": f"{values.model_service.cookie.name}={pinned}"}
+
+
 async def current_analysis(settings: Settings, http: httpx.AsyncClient) -> Analysis:
     """Collect the counts and apply the decision rule of docs/experiment-plan.md."""
-    config = experiment_config(settings)
-    if not settings.prometheus_url and not settings.experiment_metrics_urls:
-        raise ExperimentUnavailable(NO_SOURCE)
+    values, config = experiment_config(settings)
+    counts_url, counts_headers = counts_request(settings, values)
     try:
         observation = await collect(
             settings.prometheus_url,
@@ -64,6 +73,8 @@ async def current_analysis(settings: Settings, http: httpx.AsyncClient) -> Analy
             settings.window,
             http,
             split=config.split,
+            counts_url=counts_url,
+            counts_headers=counts_headers,
         )
     except SourceError as exc:
         raise ExperimentUnavailable(f"The metrics cannot be read right now ({exc}).") from None
