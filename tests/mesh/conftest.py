@@ -23,7 +23,7 @@ import yaml
 from restaurant_sentiment.tools.localmesh import gateway
 from restaurant_sentiment.tools.localmesh.up import envoy_binary
 from restaurant_sentiment.values import Values, load_values
-from tests.support import CHART_VALUES, ROOT, free_port, frontend_args, running
+from tests.support import CHART_VALUES, PYTHON, ROOT, free_port, frontend_args, running
 from tests.support import model_services as start_model_services
 
 
@@ -142,6 +142,19 @@ class Up:
     @property
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    def experiment(self) -> dict[str, Any]:
+        """`make experiment JSON=1` against this `make up`: the analysis it prints."""
+        decided = subprocess.run(
+            [PYTHON, "-m", "restaurant_sentiment.tools.experiment", "decide", "--json"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert decided.returncode == 0, decided.stderr
+        return json.loads(decided.stdout)  # type: ignore[no-any-return]
 
 
 def descendants(pid: int) -> set[int]:

