@@ -90,6 +90,48 @@ def test_the_charts_redis_is_locked_down(default_manifests: list[Manifest]) -> N
     ]
 
 
+def volume_of(manifests: list[Manifest]) -> dict[str, Any]:
+    redis = only(manifests, "Deployment", "-redis")
+    [data] = [v for v in redis["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
+    return data  # type: ignore[no-any-return]
+
+
+def claims_of(manifests: list[Manifest]) -> list[Manifest]:
+    return of_kind(manifests, "PersistentVolumeClaim")
+
+
+def test_the_redis_keeps_its_claims_on_a_volume_that_outlives_the_pod(
+    default_manifests: list[Manifest], render: Render
+) -> None:
+    # By default: a claim of the chart's own, kept when the release is uninstalled.
+    [claim] = claims_of(default_manifests)
+    assert claim["metadata"]["name"] == f"{RELEASE}-restaurant-sentiment-redis-data"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    assert volume_of(default_manifests) == {
+        "name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}
+    }  # fmt: skip
+
+    sized = render(
+        {"feedbackStore": {"redis": {"persistence": {"size": "5Gi", "storageClassName": "ssd"}}}}
+    )
+    [claim] = claims_of(sized)
+    assert claim["spec"]["storageClassName"] == "ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+    # One's own claim instead: the chart makes none.
+    own = render({"feedbackStore": {"redis": {"existingClaim": "shop-redis-data"}}})
+    assert claims_of(own) == []
+    assert volume_of(own)["persistentVolumeClaim"] == {"claimName": "shop-redis-data"}
+
+    # Without persistence: an emptyDir, lost when the pod moves.
+    passing = render({"feedbackStore": {"redis": {"persistence": {"enabled": False}}}})
+    assert claims_of(passing) == []
+    assert "emptyDir" in volume_of(passing)
+
+
 def test_a_redis_of_ones_own_with_a_password_from_an_existing_secret(render: Render) -> None:
     manifests = render(
         {
@@ -125,6 +167,7 @@ def test_without_a_store_each_pod_remembers_alone(render: Render) -> None:
         ({"url": "http://redis:6379", "redis": {"deploy": False}}, "url"),
         ({"url": "redis://:secret@redis:6379/0", "redis": {"deploy": False}}, "url"),
         ({"redis": {"deploy": True, "maxMemory": "lots"}}, "maxMemory"),
+        ({"redis": {"persistence": {"size": "a lot"}}}, "size"),
         ({"password": "hunter2"}, "password"),
     ],
 )
