@@ -19,7 +19,7 @@ MODELS := $(MODEL_DIR)/stable/metadata.json $(MODEL_DIR)/canary/metadata.json
 # code that reads, prepares, fits, calibrates and records them.
 MODEL_CODE := services/model-service/src/restaurant_sentiment/model_service
 TRAINING_INPUTS := $(DATA) $(EVAL) $(addprefix $(MODEL_CODE)/,train.py preprocess.py corpus.py \
-	files.py lexicon.py features.py calibration.py artefacts.py metadata.py)
+	files.py lexicon.py features.py calibration.py artefacts.py tables.py metadata.py)
 MEMBERS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/pyproject.toml)
 
 .PHONY: help install models evaluate docs openapi up restart test test-fast test-containers \

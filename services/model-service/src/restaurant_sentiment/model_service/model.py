@@ -1,7 +1,9 @@
 """Loading a model version and scoring reviews with it (no HTTP, and no sklearn, here).
 
-The artefacts are sklearn objects; ``model_service.artefacts`` reduces them to tables in a child
-process, so serving costs a few dictionary look-ups per review and the serving process stays small.
+The artefacts are sklearn objects; training also stores them reduced to tables
+(``model_service.tables``), which load here with numpy alone. Without those, a child process
+reduces the artefacts (``model_service.artefacts``). Either way serving costs a few dictionary
+look-ups per review and the serving process stays small.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ from pydantic import ValidationError
 
 from restaurant_sentiment.model_service.calibration import confidence_many, confidence_one
 from restaurant_sentiment.model_service.files import (
+    CALIBRATION_FILE,
     CLASSIFIER_FILE,
     METADATA_FILE,
+    TABLES_FILE,
     VECTORIZER_FILE,
 )
 from restaurant_sentiment.model_service.lexicon import VALENCE_SCALE, lexicon_features
 from restaurant_sentiment.model_service.metadata import ModelMetadata
 from restaurant_sentiment.model_service.preprocess import preprocess, preprocess_words
+from restaurant_sentiment.model_service.tables import TablesError, read_tables
 
 if TYPE_CHECKING:
     from restaurant_sentiment.model_service.artefacts import Artefacts
@@ -66,21 +71,53 @@ def read_metadata(folder: Path) -> ModelMetadata | None:
         ) from exc
 
 
-def _check_checksums(folder: Path, metadata: ModelMetadata | None) -> None:
+# The fitted objects the serving tables are reduced from.
+SKLEARN_FILES = (VECTORIZER_FILE, CLASSIFIER_FILE, CALIBRATION_FILE)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_checksums(folder: Path, metadata: ModelMetadata | None) -> dict[str, str]:
+    """Check each artefact metadata.json lists; return the sha256 of the sklearn artefacts."""
     listed = {} if metadata is None else metadata.artefacts
+    digests: dict[str, str] = {}
     for name in sorted({VECTORIZER_FILE, CLASSIFIER_FILE} | set(listed)):
         path = folder / name
         if not path.is_file():
             raise ModelLoadError(f"model artefact {path} is missing")
+        digests[name] = _sha256(path)
         expected = listed.get(name)
-        if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        if expected is not None and digests[name] != expected:
             raise ModelLoadError(
                 f"model artefact {path} does not match the sha256 in its {METADATA_FILE}"
             )
+    if CALIBRATION_FILE not in digests and (folder / CALIBRATION_FILE).is_file():
+        digests[CALIBRATION_FILE] = _sha256(folder / CALIBRATION_FILE)
+    return {name: digests[name] for name in SKLEARN_FILES if name in digests}
+
+
+def _stored_tables(folder: Path, digests: dict[str, str]) -> dict[str, Any] | None:
+    """The tables training stored, if they were reduced from exactly these artefacts."""
+    path = folder / TABLES_FILE
+    if not path.is_file():
+        return None
+    try:
+        tables, sources = read_tables(path)
+    except TablesError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    return tables if sources == digests else None
 
 
 class Loading:
-    """A model version being loaded; the tables are built in a child process meanwhile."""
+    """A model version being loaded.
+
+    The tables training stored load in this process, with numpy alone. Without them (or when
+    they were reduced from other artefacts than the folder holds now) a child process unpickles
+    the sklearn artefacts, checks them and reduces them to tables, while this process goes on
+    importing the web stack.
+    """
 
     def __init__(self, model_dir: Path, version: str) -> None:
         self.folder = model_dir / version
@@ -88,9 +125,12 @@ class Loading:
         if not self.folder.is_dir():
             raise ModelLoadError(f"model folder {self.folder} does not exist (run `make models`)")
         self.metadata = read_metadata(self.folder)
-        _check_checksums(self.folder, self.metadata)
+        digests = _check_checksums(self.folder, self.metadata)
+        self._tables = _stored_tables(self.folder, digests)
+        if self._tables is not None:
+            return
         # The serving process never imports sklearn: a child unpickles the artefacts and reduces
-        # them to plain tables while this process goes on importing the web stack.
+        # them to plain tables.
         self._child = subprocess.Popen(
             [
                 sys.executable,
@@ -103,7 +143,9 @@ class Loading:
         )
 
     def result(self) -> SentimentModel:
-        """Wait for the child and build the model."""
+        """Build the model (waiting for the child, if one reduces the artefacts)."""
+        if self._tables is not None:
+            return SentimentModel(self.version, self.folder, self.metadata, self._tables, None)
         out, err = self._child.communicate()
         if self._child.returncode != 0:
             message = err.decode(errors="replace").strip()
