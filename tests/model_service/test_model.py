@@ -291,3 +291,31 @@ def test_tables_of_another_format_are_refused(model_copy: Path) -> None:
         np.savez(out, **arrays)
     with pytest.raises(ModelLoadError, match="has format 99; this service reads format 1"):
         SentimentModel.load(model_copy, "canary")
+
+
+@pytest.mark.slow
+def test_word_trigrams_and_short_word_filters_are_scored_as_sklearn_does(tmp_path: Path) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion
+
+    from restaurant_sentiment.model_service.features import LexiconFeatures
+    from restaurant_sentiment.model_service.preprocess import preprocess
+
+    labels = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").labels
+    texts = [preprocess(r) for r in REVIEWS]
+    # sklearn's default token pattern drops one-letter words from the n-grams, not the lexicon.
+    vectorizer = FeatureUnion(
+        [("words", TfidfVectorizer(ngram_range=(1, 3))), ("lexicon", LexiconFeatures())]
+    ).fit(texts)
+    classifier = LogisticRegression(max_iter=3000).fit(vectorizer.transform(texts), labels)
+    (tmp_path / "trigrams").mkdir()
+    joblib.dump(vectorizer, tmp_path / "trigrams" / VECTORIZER_FILE)
+    joblib.dump(classifier, tmp_path / "trigrams" / CLASSIFIER_FILE)
+    model = SentimentModel.load(tmp_path, "trigrams")
+    probe = [*REVIEWS[:1000], "", "!!", "Not splendid at all.", "a b c d"]
+    proba = classifier.predict_proba(vectorizer.transform([preprocess(r) for r in probe]))
+    verdicts, confidences = model.score_batch(probe)
+    assert verdicts == proba.argmax(axis=1).tolist()
+    assert [model.predict(r).prediction for r in probe] == verdicts
+    assert np.allclose(confidences, proba.max(axis=1), rtol=0, atol=1e-9)

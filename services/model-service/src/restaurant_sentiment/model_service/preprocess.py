@@ -97,9 +97,21 @@ def normalise(text: str) -> list[str]:
     return _words(_TOKEN.findall(_fold(text)))
 
 
+# Words that open a negation's scope or expand into words that may: a review with none of them
+# (and no apostrophe) has no scope to mark, and its words are its tokens minus punctuation.
+_NEGATING = _NEGATORS | frozenset(_BARE)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
 def preprocess_words(text: str) -> list[str]:
     """The review's words, those in a negation's scope marked ``neg_``."""
-    return _mark_negation(_TOKEN.findall(_fold(text)))
+    text = _fold(text)
+    if "'" not in text:
+        # Without an apostrophe _TOKEN's words are exactly _WORD's matches.
+        words: list[str] = _WORD.findall(text)
+        if _NEGATING.isdisjoint(words):
+            return words
+    return _mark_negation(_TOKEN.findall(text))
 
 
 def preprocess(text: str) -> str:
