@@ -100,15 +100,18 @@ def normalise(text: str) -> list[str]:
 # Words that open a negation's scope or expand into words that may: a review with none of them
 # (and no apostrophe) has no scope to mark, and its words are its tokens minus punctuation.
 _NEGATING = _NEGATORS | frozenset(_BARE)
-_WORD = re.compile(r"[a-z0-9]+")
+# Every byte but [a-z0-9] made a space: the words of a text are then its runs of [a-z0-9], what
+# _TOKEN finds without its punctuation, and str.split() finds them a few times faster.
+_SPACE_OUT = bytes(
+    b if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789" else ord(" ") for b in range(256)
+)
 
 
 def preprocess_words(text: str) -> list[str]:
     """The review's words, those in a negation's scope marked ``neg_``."""
     text = _fold(text)
     if "'" not in text:
-        # Without an apostrophe _TOKEN's words are exactly _WORD's matches.
-        words: list[str] = _WORD.findall(text)
+        words = text.encode().translate(_SPACE_OUT).decode("ascii").split()
         if _NEGATING.isdisjoint(words):
             return words
     return _mark_negation(_TOKEN.findall(text))
