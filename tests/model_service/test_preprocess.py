@@ -54,6 +54,8 @@ REVIEW_TEXT = st.lists(
             " ",
             "  ",
             "x'y",
+            "n't",
+            "N\u2019T",
             "o'",
             "_",
             "9",

@@ -39,7 +39,8 @@ def _words(tokens: list[str]) -> list[str]:
         if "'" in token:
             if token.endswith("n't"):
                 stem = token[:-3]
-                out.append(_IRREGULAR.get(stem, stem))
+                if stem:  # a bare "n't" is only the negation
+                    out.append(_IRREGULAR.get(stem, stem))
                 out.append("not")
                 continue
             token = token.replace("'", "")
