@@ -2,7 +2,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -279,17 +281,47 @@ def test_tables_reduced_from_other_artefacts_are_not_served(model_copy: Path) ->
     assert model.predict("Splendid.").prediction == 1
 
 
-def test_tables_of_another_format_are_refused(model_copy: Path) -> None:
-    folder = model_copy / "canary"
+def rewrite_tables(
+    folder: Path, change: Callable[[dict[str, Any], dict[str, np.ndarray]], None]
+) -> None:
+    """Store the folder's tables again after `change(header, arrays)`, metadata.json removed."""
     (folder / "metadata.json").unlink()
     with np.load(folder / TABLES_FILE) as stored:
         arrays = {name: stored[name] for name in stored.files}
     header = json.loads(arrays["header"].tobytes())
-    header["format"] = 99
+    change(header, arrays)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     with (folder / TABLES_FILE).open("wb") as out:
         np.savez(out, **arrays)
-    with pytest.raises(ModelLoadError, match="has format 99; this service reads format 1"):
+
+
+def another_format(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    header["format"] = 99
+
+
+def a_weight_short(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    arrays["weights"] = arrays["weights"][:-1]
+
+
+def no_calibration_shape(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    header["calibration"] = {"type": "platt"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (another_format, "has format 99; this service reads format 1"),
+        (a_weight_short, "the weights table has shape"),
+        (no_calibration_shape, "holds no calibration table of a known shape"),
+    ],
+)
+def test_inconsistent_tables_are_refused_naming_the_file(
+    model_copy: Path,
+    change: Callable[[dict[str, Any], dict[str, np.ndarray]], None],
+    message: str,
+) -> None:
+    rewrite_tables(model_copy / "canary", change)
+    with pytest.raises(ModelLoadError, match=f"canary/{TABLES_FILE}.*{message}"):
         SentimentModel.load(model_copy, "canary")
 
 

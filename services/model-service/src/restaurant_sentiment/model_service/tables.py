@@ -179,4 +179,11 @@ def read_tables(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise TablesError(f"model artefact {path} is corrupt or unreadable: {exc!r}") from exc
     if len(tables["classes"]) != 2 or len(tables["ngram_range"]) != 2:
         raise TablesError(f"model artefact {path} does not describe a binary n-gram model")
+    if len(tables["vocabulary"]) != len(terms):
+        raise TablesError(f"model artefact {path} lists a term twice")
+    lexicon = tables["lexicon"]
+    if lexicon is not None and len(lexicon["weights"]) != 2:
+        raise TablesError(
+            f"model artefact {path} holds {len(lexicon['weights'])} lexicon weights, not 2"
+        )
     return tables, sources
