@@ -2,19 +2,24 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
 import pytest
 
+from restaurant_sentiment.model_service.artefacts import load_sklearn, tables
 from restaurant_sentiment.model_service.corpus import load_corpus
 from restaurant_sentiment.model_service.files import (
     CALIBRATION_FILE,
     CLASSIFIER_FILE,
+    TABLES_FILE,
     VECTORIZER_FILE,
 )
 from restaurant_sentiment.model_service.model import ModelLoadError, SentimentModel
+from restaurant_sentiment.model_service.tables import read_tables
 from tests.support import MODEL_DIR, ROOT
 
 REVIEWS = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").reviews
@@ -212,3 +217,137 @@ def test_other_model_kinds_are_served_by_sklearn(tmp_path: Path) -> None:
     expected = classifier.predict(vectorizer.transform(texts[:200])).tolist()
     assert [model.predict(r).prediction for r in REVIEWS[:200]] == expected
     assert [s.prediction for s in model.predict_batch(REVIEWS[:200])] == expected
+
+
+@pytest.mark.parametrize("version", ["stable", "canary"])
+def test_stored_tables_are_those_reduced_from_the_sklearn_artefacts(version: str) -> None:
+    stored, sources = read_tables(MODEL_DIR / version / TABLES_FILE)
+    reduced = tables(load_sklearn(MODEL_DIR / version))
+    assert reduced is not None
+    assert set(stored) == set(reduced)
+    for key, value in reduced.items():
+        if isinstance(value, np.ndarray):
+            assert np.array_equal(stored[key], value), key
+        else:
+            assert stored[key] == value, key
+    meta = json.loads((MODEL_DIR / version / "metadata.json").read_text())
+    assert sources == {k: v for k, v in meta["artefacts"].items() if k != TABLES_FILE}
+
+
+def test_stored_tables_load_without_a_child_process(
+    model_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a child process was started")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    model = SentimentModel.load(model_copy, "canary")
+    assert model.predict("Splendid.").prediction == 1
+
+
+def test_corrupt_tables_fail_their_checksum(model_copy: Path) -> None:
+    path = model_copy / "canary" / TABLES_FILE
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match=f"canary/{TABLES_FILE} does not match the sha256"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_corrupt_tables_without_metadata_are_named(model_copy: Path) -> None:
+    (model_copy / "canary" / "metadata.json").unlink()
+    path = model_copy / "canary" / TABLES_FILE
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match=f"canary/{TABLES_FILE} is corrupt or unreadable"):
+        SentimentModel.load(model_copy, "canary")
+
+
+def test_tables_of_another_model_are_refused(model_copy: Path) -> None:
+    shutil.copy(MODEL_DIR / "stable" / TABLES_FILE, model_copy / "canary" / TABLES_FILE)
+    with pytest.raises(ModelLoadError, match=f"canary/{TABLES_FILE} does not match the sha256"):
+        SentimentModel.load(model_copy, "canary")
+
+
+@pytest.mark.slow
+def test_tables_reduced_from_other_artefacts_are_not_served(model_copy: Path) -> None:
+    # Without metadata.json only the tables' own record of their sources can tell: the stable
+    # tables say they come from the stable artefacts, so the canary's are reduced afresh.
+    folder = model_copy / "canary"
+    (folder / "metadata.json").unlink()
+    shutil.copy(MODEL_DIR / "stable" / TABLES_FILE, folder / TABLES_FILE)
+    model = SentimentModel.load(model_copy, "canary")
+    probe = REVIEWS[:200]
+    assert [s.prediction for s in model.predict_batch(probe)] == model.sklearn_predict(
+        probe
+    ).tolist()
+    assert model.predict("Splendid.").prediction == 1
+
+
+def rewrite_tables(
+    folder: Path, change: Callable[[dict[str, Any], dict[str, np.ndarray]], None]
+) -> None:
+    """Store the folder's tables again after `change(header, arrays)`, metadata.json removed."""
+    (folder / "metadata.json").unlink()
+    with np.load(folder / TABLES_FILE) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    header = json.loads(arrays["header"].tobytes())
+    change(header, arrays)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with (folder / TABLES_FILE).open("wb") as out:
+        np.savez(out, **arrays)
+
+
+def another_format(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    header["format"] = 99
+
+
+def a_weight_short(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    arrays["weights"] = arrays["weights"][:-1]
+
+
+def no_calibration_shape(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    header["calibration"] = {"type": "platt"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (another_format, "has format 99; this service reads format 1"),
+        (a_weight_short, "the weights table has shape"),
+        (no_calibration_shape, "holds no calibration table of a known shape"),
+    ],
+)
+def test_inconsistent_tables_are_refused_naming_the_file(
+    model_copy: Path,
+    change: Callable[[dict[str, Any], dict[str, np.ndarray]], None],
+    message: str,
+) -> None:
+    rewrite_tables(model_copy / "canary", change)
+    with pytest.raises(ModelLoadError, match=f"canary/{TABLES_FILE}.*{message}"):
+        SentimentModel.load(model_copy, "canary")
+
+
+@pytest.mark.slow
+def test_word_trigrams_and_short_word_filters_are_scored_as_sklearn_does(tmp_path: Path) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion
+
+    from restaurant_sentiment.model_service.features import LexiconFeatures
+    from restaurant_sentiment.model_service.preprocess import preprocess
+
+    labels = load_corpus(ROOT / "data" / "restaurant_reviews.tsv").labels
+    texts = [preprocess(r) for r in REVIEWS]
+    # sklearn's default token pattern drops one-letter words from the n-grams, not the lexicon.
+    vectorizer = FeatureUnion(
+        [("words", TfidfVectorizer(ngram_range=(1, 3))), ("lexicon", LexiconFeatures())]
+    ).fit(texts)
+    classifier = LogisticRegression(max_iter=3000).fit(vectorizer.transform(texts), labels)
+    (tmp_path / "trigrams").mkdir()
+    joblib.dump(vectorizer, tmp_path / "trigrams" / VECTORIZER_FILE)
+    joblib.dump(classifier, tmp_path / "trigrams" / CLASSIFIER_FILE)
+    model = SentimentModel.load(tmp_path, "trigrams")
+    probe = [*REVIEWS[:1000], "", "!!", "Not splendid at all.", "a b c d"]
+    proba = classifier.predict_proba(vectorizer.transform([preprocess(r) for r in probe]))
+    verdicts, confidences = model.score_batch(probe)
+    assert verdicts == proba.argmax(axis=1).tolist()
+    assert [model.predict(r).prediction for r in probe] == verdicts
+    assert np.allclose(confidences, proba.max(axis=1), rtol=0, atol=1e-9)

@@ -52,6 +52,7 @@ def test_metadata_records_data_artefacts_and_quality(small_corpus: Path, tmp_pat
         "c1_BoW_Sentiment_Model.pkl",
         "c2_Classifier_Sentiment_Model",
         "c3_Calibration.pkl",
+        "c4_Serving_Tables.npz",
     }
     for name, digest in meta.artefacts.items():
         assert hashlib.sha256((tmp_path / "canary" / name).read_bytes()).hexdigest() == digest

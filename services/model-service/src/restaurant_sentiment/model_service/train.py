@@ -32,7 +32,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import FeatureUnion
 from threadpoolctl import threadpool_limits
 
-from restaurant_sentiment.model_service.artefacts import Artefacts
+from restaurant_sentiment.model_service.artefacts import Artefacts, tables
 from restaurant_sentiment.model_service.calibration import (
     BinnedConfidence,
     Calibrator,
@@ -46,6 +46,7 @@ from restaurant_sentiment.model_service.files import (
     CALIBRATION_FILE,
     CLASSIFIER_FILE,
     METADATA_FILE,
+    TABLES_FILE,
     VECTORIZER_FILE,
 )
 from restaurant_sentiment.model_service.metadata import (
@@ -57,6 +58,7 @@ from restaurant_sentiment.model_service.metadata import (
     TrainingData,
 )
 from restaurant_sentiment.model_service.preprocess import preprocess
+from restaurant_sentiment.model_service.tables import write_tables
 
 SEED = 42
 HELD_OUT = 0.2
@@ -233,6 +235,14 @@ def train_version(
     joblib.dump(model.vectorizer, folder / VECTORIZER_FILE)
     joblib.dump(model.classifier, folder / CLASSIFIER_FILE)
     joblib.dump(model.calibrator, folder / CALIBRATION_FILE)
+    fitted = (VECTORIZER_FILE, CLASSIFIER_FILE, CALIBRATION_FILE)
+    artefacts = {name: _sha256(folder / name) for name in fitted}
+    # The serving tables, reduced here once instead of at every start of the service.
+    reduced = tables(model)
+    tables_path = folder / TABLES_FILE
+    tables_path.unlink(missing_ok=True)
+    if reduced is not None and write_tables(reduced, tables_path, dict(artefacts)):
+        artefacts[TABLES_FILE] = _sha256(tables_path)
     metadata = ModelMetadata(
         version=version,
         description=DESCRIPTIONS[version],
@@ -244,10 +254,7 @@ def train_version(
             reviews=len(texts),
             trained_on=len(x_train),
         ),
-        artefacts={
-            name: _sha256(folder / name)
-            for name in (VECTORIZER_FILE, CLASSIFIER_FILE, CALIBRATION_FILE)
-        },
+        artefacts=artefacts,
         held_out=HeldOut(
             fraction=HELD_OUT,
             reviews=len(x_test),
