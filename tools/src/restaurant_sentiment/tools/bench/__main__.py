@@ -37,6 +37,7 @@ from restaurant_sentiment.model_service.model import SentimentModel
 from restaurant_sentiment.model_service.prediction_ids import PredictionIds
 from restaurant_sentiment.model_service.preprocess import preprocess
 from restaurant_sentiment.tools.bench import wrk
+from restaurant_sentiment.tools.bench.targets import target_type
 from restaurant_sentiment.tools.paths import CHART_VALUES, CORPUS, MODEL_DIR, ROOT
 from restaurant_sentiment.tools.procs import NotReady, free_port, rss_bytes, start, stop, wait_http
 from restaurant_sentiment.values import load_values
@@ -280,15 +281,7 @@ def print_row(name: str, rounds: list[wrk.Figures], after: str = "") -> None:
     print(f"  {name:<14} {rate:>8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms{after}")
 
 
-def parse_target(text: str) -> tuple[str, float]:
-    name, _, value = text.partition("=")
-    if name not in TARGETS:
-        known = ", ".join(TARGETS)
-        raise argparse.ArgumentTypeError(f"unknown target {name!r}; known: {known}")
-    try:
-        return name, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: the target must be a number") from None
+parse_target = target_type(TARGETS)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import httpx
 
 from restaurant_sentiment.tools.bench import wrk
+from restaurant_sentiment.tools.bench.targets import target_type
 from restaurant_sentiment.tools.load.run import Target, local_mesh
 from restaurant_sentiment.tools.paths import ARTEFACTS, CHART_VALUES, MODEL_DIR, ROOT
 from restaurant_sentiment.tools.procs import NotReady, free_port, start, stop, wait_http
@@ -173,15 +174,7 @@ def table(figures: dict[str, wrk.Figures]) -> str:
     return "\n".join(rows)
 
 
-def parse_target(text: str) -> tuple[str, float]:
-    name, _, value = text.partition("=")
-    known = [r.name for r in RATIOS] + ["review-p99-vs-p50"]
-    if name not in known:
-        raise argparse.ArgumentTypeError(f"unknown target {name!r}; known: {', '.join(known)}")
-    try:
-        return name, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: the target must be a number") from None
+parse_target = target_type([*(r.name for r in RATIOS), "review-p99-vs-p50"])
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
