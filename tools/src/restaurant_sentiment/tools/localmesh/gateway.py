@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -625,15 +627,24 @@ def with_file_routes(bootstrap: dict[str, Any], routes_dir: Path) -> dict[str, A
     return {"node": {"id": "localmesh", "cluster": "localmesh"}, **dynamic}
 
 
-def write_route_files(bootstrap: dict[str, Any], routes_dir: Path, version: str) -> None:
-    """Write each listener's routes atomically: a temporary file, then a rename onto the target."""
+def write_route_files(bootstrap: dict[str, Any], routes_dir: Path) -> str:
+    """Write each listener's routes atomically: a temporary file, then a rename onto the target.
+
+    Returns the routes' version, derived from their content: Envoy ignores a route update equal
+    to what it serves and keeps reporting that one's version, so a move that changes nothing
+    (a rollback after a rollback) must find the version it would write already served.
+    """
+    configs = route_configs(bootstrap)
+    digest = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()
+    version = digest[:12]
     routes_dir.mkdir(parents=True, exist_ok=True)
-    for listener, route_config in route_configs(bootstrap).items():
+    for listener, route_config in configs.items():
         target = route_file(routes_dir, listener)
         temporary = target.with_name(f".{target.name}.tmp")
         text = yaml.safe_dump(route_discovery(route_config, version), sort_keys=False)
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
+    return version
 
 
 # --- Endpoints served from files (EDS over the filesystem), so processes can be replaced. ---

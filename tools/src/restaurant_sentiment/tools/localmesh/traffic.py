@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -160,10 +159,8 @@ def winner_weights(values: Values, winner: str) -> dict[str, int]:
 
 def write_routes(values: Values, state: RunState, directory: Path) -> str:
     """Write the gateway's route files for these values; return the routes' version."""
-    version = uuid.uuid4().hex[:12]
     bootstrap = gateway.build_bootstrap(values, state.upstreams(), state.listen())
-    gateway.write_route_files(bootstrap, directory, version)
-    return version
+    return gateway.write_route_files(bootstrap, directory)
 
 
 def applied_versions(admin_port: int) -> dict[str, str]:

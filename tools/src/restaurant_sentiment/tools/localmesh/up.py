@@ -155,7 +155,7 @@ def plan(
     # `make restart` adds and drains processes.
     bootstrap = gateway.build_bootstrap(values, upstreams, listen)
     clusters = gateway.service_clusters(values)
-    gateway.write_route_files(bootstrap, routes_dir, "initial")
+    gateway.write_route_files(bootstrap, routes_dir)
     gateway.write_endpoint_files(bootstrap, routes_dir, clusters, "initial")
     dynamic = gateway.with_file_endpoints(
         gateway.with_file_routes(bootstrap, routes_dir), routes_dir, clusters
