@@ -199,13 +199,19 @@ class MemoryStore(FeedbackStore):
         self._claims = {n: e for n, e in self._claims.items() if e > now}
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS claims (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tallies (
-    version TEXT NOT NULL, counter TEXT NOT NULL, value INTEGER NOT NULL,
-    PRIMARY KEY (version, counter)
-) WITHOUT ROWID;
-"""
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS claims (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS tallies (version TEXT NOT NULL, counter TEXT NOT NULL, "
+    "value INTEGER NOT NULL, PRIMARY KEY (version, counter)) WITHOUT ROWID",
+)
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        db.execute(statement)
+
+
 # A claim that expired may be claimed again: the id no longer verifies, so it never is in fact.
 _CLAIM = (
     "INSERT INTO claims (nonce, expires) VALUES (?, ?) "
@@ -240,25 +246,43 @@ class SqliteStore(FeedbackStore):
         self._writes = 0  # on the event loop's connection since the last checkpoint
         self._checkpoint: asyncio.Future[None] | None = None
 
-    def _open(self, timeout: float, autocheckpoint: bool = True) -> sqlite3.Connection:
+    def _open(self, event_loop: bool = False) -> sqlite3.Connection:
+        """A connection to the file, set up in WAL mode with the tables (in the worker thread).
+
+        Processes starting together on a new file race to switch it to WAL and create the
+        tables; where waiting could deadlock SQLite answers "locked" at once instead of waiting,
+        so the set-up is tried again until the busy timeout has passed.
+        """
         db = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit survives a crash of the process (not of the machine).
-            db.execute("PRAGMA synchronous=NORMAL")
-            if not autocheckpoint:
-                db.execute("PRAGMA wal_autocheckpoint=0")
-            db.executescript(_SCHEMA)
-        except sqlite3.Error:
-            db.close()
-            raise
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a commit survives a crash of the process (not of the machine).
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._transaction(db, _create_tables)
+                break
+            except sqlite3.OperationalError as exc:
+                busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() > deadline:
+                    db.close()
+                    raise
+                time.sleep(0.005)
+            except sqlite3.Error:
+                db.close()
+                raise
+        if event_loop:
+            # Never waits for a lock (a busy file sends the write to the worker thread), never
+            # checkpoints inside a write: `_checkpoint_wal` does, in the worker thread.
+            db.execute("PRAGMA busy_timeout=0")
+            db.execute("PRAGMA wal_autocheckpoint=0")
         return db
 
     def _connect(self) -> sqlite3.Connection:
         if self._waiting is None:
-            self._waiting = self._open(self._busy_timeout)
+            self._waiting = self._open()
         return self._waiting
 
     @staticmethod
@@ -273,24 +297,27 @@ class SqliteStore(FeedbackStore):
         return result
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
         try:
             if self._now is None:
-                self._now = self._open(0, autocheckpoint=False)
-            result = self._transaction(self._now, work)
-            self._wrote()
-            return result
+                self._now = await loop.run_in_executor(self._thread, self._open, True)
+            if self._checkpoint is None:  # else the write waits behind it, in the worker thread
+                result: T = self._transaction(self._now, work)
+                self._wrote()
+                return result
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise StoreUnavailable(f"{self.description}: {exc}") from None
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.description}: {exc}") from None
-        # Another process is writing: wait for it off the event loop.
+        # Another process is writing, or this one checkpointing: wait off the event loop.
         try:
-            return await asyncio.get_running_loop().run_in_executor(
+            waited: T = await loop.run_in_executor(
                 self._thread, lambda: self._transaction(self._connect(), work)
             )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.description}: {exc}") from None
+        return waited
 
     def _wrote(self) -> None:
         """Count a write on the event loop; every so many, checkpoint in the worker thread."""
@@ -308,9 +335,12 @@ class SqliteStore(FeedbackStore):
 
         TRUNCATE, not PASSIVE: with writes going on beside it a passive checkpoint never finds
         the WAL complete, so no writer ever starts it again from the top and it grows for good.
-        Writers meanwhile find the file busy and wait in this thread, not on the event loop.
+        This process's writes wait behind it in the same thread; other processes' writers find
+        the file busy and wait in their own worker threads, never on an event loop.
         """
-        self._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        busy, _, _ = self._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise sqlite3.OperationalError("the file stayed busy for the whole busy timeout")
 
     def _checkpointed(self, done: asyncio.Future[None]) -> None:
         self._checkpoint = None
