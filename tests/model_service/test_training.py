@@ -2,6 +2,7 @@ import hashlib
 import json
 import math
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from restaurant_sentiment.model_service.corpus import load_corpus
 from restaurant_sentiment.model_service.metadata import ModelMetadata
 from restaurant_sentiment.model_service.model import SentimentModel
-from restaurant_sentiment.model_service.train import main
+from restaurant_sentiment.model_service.preprocess import preprocess
+from restaurant_sentiment.model_service.train import build, fit, frequent_terms, main
 from tests.support import MODEL_DIR, PYTHON, ROOT
 
 CORPUS = ROOT / "data" / "restaurant_reviews.tsv"
@@ -87,6 +89,31 @@ def test_canary_beats_stable_held_out_and_in_cross_validation() -> None:
         > meta["stable"]["cross_validation"]["accuracy_mean"]
     )
     assert meta["canary"]["cross_validation"]["accuracy_mean"] >= 0.85
+
+
+def test_terms_as_frequent_as_each_other_are_kept_in_alphabetical_order() -> None:
+    # 300 terms seen once and two seen twice: ten places, so eight go to the first of the ties.
+    terms = [f"w{n:03d}" for n in reversed(range(300))]
+    texts = [" ".join(terms), "w299 w150"]
+    vectorizer, _ = build("stable")
+    kept = frequent_terms(vectorizer.set_params(max_features=10), texts)
+    assert kept.vocabulary == [*(f"w{n:03d}" for n in range(8)), "w150", "w299"]
+    assert kept.fit_transform(texts).shape == (2, 10)
+
+
+def test_the_stable_vocabulary_is_its_most_frequent_words_whatever_the_machine_sorts() -> None:
+    # Counted here in plain Python, with ties in alphabetical order: the vocabulary must not
+    # depend on how numpy's argsort orders equal counts (it differs with AVX-512).
+    corpus = load_corpus(CORPUS)
+    texts = [preprocess(review) for review in corpus.reviews]
+    vectorizer, _ = build("stable")
+    analyzer = vectorizer.build_analyzer()
+    counts = Counter(term for text in texts for term in analyzer(text))
+    ranked = sorted(counts, key=lambda term: (-counts[term], term))
+    limit = vectorizer.max_features
+    assert counts[ranked[limit - 1]] == counts[ranked[limit]]  # the cut falls inside a tie
+    model = fit("stable", texts, corpus.labels)
+    assert sorted(model.vectorizer.vocabulary_) == sorted(ranked[:limit])
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
+from sklearn.base import clone
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, precision_score, recall_score
@@ -109,9 +110,29 @@ def held_out_split(reviews: Sequence[Any], labels: list[int]) -> Any:
     )
 
 
+def frequent_terms(vectorizer: CountVectorizer, texts: list[str]) -> CountVectorizer:
+    """The vectoriser with its max_features most frequent terms as a fixed vocabulary.
+
+    Terms as frequent as each other are taken in alphabetical order. CountVectorizer's own
+    max_features takes them in the order of an unstable argsort, which numpy sorts differently
+    with and without AVX-512: the same corpus gave a model with other words, and other figures,
+    on another machine.
+    """
+    limit = vectorizer.max_features
+    every = clone(vectorizer).set_params(max_features=None)
+    counts = every.fit_transform(texts)
+    terms = every.get_feature_names_out()  # alphabetical, as the columns of counts
+    frequency = np.asarray(counts.sum(axis=0)).ravel()
+    kept = np.argsort(-frequency, kind="stable")[:limit]
+    vocabulary = sorted(str(term) for term in terms[kept])
+    return clone(vectorizer).set_params(max_features=None, vocabulary=vocabulary)  # type: ignore[no-any-return]
+
+
 def fit(version: str, texts: list[str], labels: list[int]) -> Artefacts:
     """Fit a version's vectoriser and classifier on already preprocessed texts (no calibration)."""
     vectorizer, classifier = build(version)
+    if isinstance(vectorizer, CountVectorizer) and vectorizer.max_features is not None:
+        vectorizer = frequent_terms(vectorizer, texts)
     features = vectorizer.fit_transform(texts)
     if isinstance(classifier, GaussianNB):
         features = features.toarray()
