@@ -88,8 +88,8 @@ bench-up: install models ## The diner's path through the gateway with wrk (needs
 load: install models ## 20,000 requests at concurrency 32 through the gateway (loopback); fails on a 5xx or >=10% memory growth
 	$(PY) -m $(TOOLS).load $(if $(LOAD_GATEWAY),--gateway $(LOAD_GATEWAY))
 
-experiment: install ## Decide with statistics whether the canary wins (PROMETHEUS_URL to read Prometheus; JSON=1 for JSON)
-	$(PY) -m $(TOOLS).experiment decide $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL)) $(if $(JSON),--json)
+experiment: install ## Decide with statistics whether the canary wins (PROMETHEUS_URL to read Prometheus; JSON=1: only JSON on stdout)
+	$(if $(JSON),@)$(PY) -m $(TOOLS).experiment decide $(if $(PROMETHEUS_URL),--prometheus-url $(PROMETHEUS_URL)) $(if $(JSON),--json)
 
 simulate: install ## Send held-out labelled reviews through the running gateway as many clients, with feedback
 	$(PY) -m $(TOOLS).experiment simulate --data $(DATA) --gateway http://127.0.0.1:$(GATEWAY_PORT) --clients 1000 --reviews 1000

@@ -23,7 +23,7 @@ import yaml
 from restaurant_sentiment.tools.localmesh import gateway
 from restaurant_sentiment.tools.localmesh.up import envoy_binary
 from restaurant_sentiment.values import Values, load_values
-from tests.support import CHART_VALUES, PYTHON, ROOT, free_port, frontend_args, running
+from tests.support import CHART_VALUES, ROOT, free_port, frontend_args, running
 from tests.support import model_services as start_model_services
 
 
@@ -145,8 +145,9 @@ class Up:
 
     def experiment(self) -> dict[str, Any]:
         """`make experiment JSON=1` against this `make up`: the analysis it prints."""
+        # Through make, as a user pipes it: stdout must be the JSON alone, without the recipe.
         decided = subprocess.run(
-            [PYTHON, "-m", "restaurant_sentiment.tools.experiment", "decide", "--json"],
+            ["make", "--no-print-directory", "experiment", "JSON=1"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
