@@ -302,7 +302,7 @@ class SqliteStore(FeedbackStore):
             if self._now is None:
                 self._now = await loop.run_in_executor(self._thread, self._open, True)
             if self._checkpoint is None:  # else the write waits behind it, in the worker thread
-                result: T = self._transaction(self._now, work)
+                result = self._transaction(self._now, work)
                 self._wrote()
                 return result
         except sqlite3.OperationalError as exc:
@@ -312,12 +312,11 @@ class SqliteStore(FeedbackStore):
             raise StoreUnavailable(f"{self.description}: {exc}") from None
         # Another process is writing, or this one checkpointing: wait off the event loop.
         try:
-            waited: T = await loop.run_in_executor(
+            return await loop.run_in_executor(
                 self._thread, lambda: self._transaction(self._connect(), work)
             )
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.description}: {exc}") from None
-        return waited
 
     def _wrote(self) -> None:
         """Count a write on the event loop; every so many, checkpoint in the worker thread."""
